@@ -1,0 +1,186 @@
+//! Command line: parse arguments, call into the library, exit with a clear code.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::env_vars;
+use crate::lambda::runtime::{self, Exit};
+use crate::lambda::runtime_api::RuntimeApi;
+use crate::local::invoke::{self, InvokeOptions, exit_code};
+
+const HELP: &str = "\
+lure — AWS Lambda runtime for Lua and Rhai handlers
+
+USAGE:
+    lure                          run the Lambda runtime loop (needs AWS_LAMBDA_RUNTIME_API)
+    lure invoke HANDLER [OPTIONS] run one invocation locally
+
+HANDLER:
+    hello.lua, jobs/nightly.rhai  a script; its `main` is the handler
+    app.handler, src/app.handler  function `handler` of app.lua or app.rhai
+
+INVOKE OPTIONS:
+    --event FILE|-       the event JSON (default: {}); - reads stdin
+    --task-root DIR      where handlers are resolved (default: .)
+    --timeout SECONDS    the function timeout (default: 3, as Lambda's)
+
+    -h, --help           print this help
+    -V, --version        print the version
+
+`lure invoke` prints the response body on stdout, logs and a REPORT line on
+stderr, and exits 0 on success, 1 on a handler error, 2 on an init or usage error.
+";
+
+enum Command {
+    Runtime,
+    Invoke {
+        handler: String,
+        task_root: PathBuf,
+        event: Option<OsString>,
+        timeout: Duration,
+    },
+    Help,
+    Version,
+}
+
+pub fn main() -> ExitCode {
+    let runs_as_bootstrap = std::env::args_os()
+        .next()
+        .map(PathBuf::from)
+        .and_then(|p| p.file_name().map(|n| n == "bootstrap"))
+        .unwrap_or(false);
+    let command = if runs_as_bootstrap {
+        Ok(Command::Runtime)
+    } else {
+        parse(std::env::args_os().skip(1))
+    };
+    match command {
+        Ok(Command::Help) => {
+            print!("{HELP}");
+            ExitCode::SUCCESS
+        }
+        Ok(Command::Version) => {
+            println!("lure {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Ok(Command::Runtime) => run_runtime(),
+        Ok(Command::Invoke {
+            handler,
+            task_root,
+            event,
+            timeout,
+        }) => {
+            let event = match read_event(event.as_deref()) {
+                Ok(event) => event,
+                Err(message) => return usage_error(&message),
+            };
+            ExitCode::from(invoke::invoke(InvokeOptions {
+                handler: &handler,
+                task_root: &task_root,
+                event,
+                timeout,
+            }))
+        }
+        Err(message) => usage_error(&message),
+    }
+}
+
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("lure: {message}\n\nRun `lure --help` for usage.");
+    ExitCode::from(exit_code::INIT_ERROR_OR_USAGE)
+}
+
+fn parse(args: impl Iterator<Item = OsString>) -> Result<Command, String> {
+    use lexopt::prelude::*;
+    let mut parser = lexopt::Parser::from_args(args);
+    let Some(first) = parser.next().map_err(|e| e.to_string())? else {
+        return if std::env::var_os(env_vars::RUNTIME_API).is_some() {
+            Ok(Command::Runtime)
+        } else {
+            Err(format!(
+                "{} is not set: not running on Lambda. To run a handler locally use `lure invoke HANDLER`.",
+                env_vars::RUNTIME_API
+            ))
+        };
+    };
+    match first {
+        Short('h') | Long("help") => Ok(Command::Help),
+        Short('V') | Long("version") => Ok(Command::Version),
+        Value(cmd) if cmd == "invoke" => {
+            let mut handler = None;
+            let mut task_root = PathBuf::from(".");
+            let mut event = None;
+            let mut timeout = Duration::from_secs(3);
+            while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+                match arg {
+                    Long("event") => event = Some(parser.value().map_err(|e| e.to_string())?),
+                    Long("task-root") => {
+                        task_root = parser.value().map_err(|e| e.to_string())?.into()
+                    }
+                    Long("timeout") => {
+                        let value = parser.value().map_err(|e| e.to_string())?;
+                        let secs: f64 = value
+                            .to_string_lossy()
+                            .parse()
+                            .ok()
+                            .filter(|s: &f64| *s > 0.0 && s.is_finite())
+                            .ok_or_else(|| {
+                                format!("--timeout takes a number of seconds, not {value:?}")
+                            })?;
+                        timeout = Duration::from_secs_f64(secs);
+                    }
+                    Short('h') | Long("help") => return Ok(Command::Help),
+                    Value(v) if handler.is_none() => {
+                        handler = Some(v.into_string().map_err(|v| {
+                            format!("the handler {v:?} is not valid UTF-8")
+                        })?)
+                    }
+                    other => return Err(other.unexpected().to_string()),
+                }
+            }
+            let handler = handler.ok_or("invoke needs a HANDLER (e.g. hello.lua)")?;
+            Ok(Command::Invoke {
+                handler,
+                task_root,
+                event,
+                timeout,
+            })
+        }
+        other => Err(other.unexpected().to_string()),
+    }
+}
+
+/// The event bytes: a file, stdin (`-`), or `{}` when none is given.
+fn read_event(source: Option<&std::ffi::OsStr>) -> Result<Vec<u8>, String> {
+    match source {
+        None => Ok(b"{}".to_vec()),
+        Some(s) if s == "-" => {
+            let mut buf = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
+                .map_err(|e| format!("cannot read the event from stdin: {e}"))?;
+            Ok(buf)
+        }
+        Some(path) => std::fs::read(path)
+            .map_err(|e| format!("cannot read the event file {}: {e}", path.to_string_lossy())),
+    }
+}
+
+fn run_runtime() -> ExitCode {
+    let address = std::env::var(env_vars::RUNTIME_API).unwrap_or_default();
+    let api = match RuntimeApi::new(&address) {
+        Ok(api) => api,
+        Err(e) => {
+            eprintln!("lure: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let handler = std::env::var(env_vars::HANDLER).unwrap_or_default();
+    let task_root = std::env::var_os(env_vars::TASK_ROOT)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let exit: Exit = runtime::run(&api, &handler, &task_root);
+    eprintln!("lure: {exit}");
+    ExitCode::FAILURE
+}

@@ -1,0 +1,92 @@
+//! The runtime loop: `/next` → engine → `/response` or `/error`, forever.
+
+use std::path::Path;
+use std::time::SystemTime;
+
+use crate::context::{Context, FunctionInfo};
+use crate::diagnostic::Diagnostic;
+use crate::engine::{self, Engine};
+use crate::env_vars;
+use crate::handler_spec;
+use crate::lambda::runtime_api::{ApiError, Invocation, Post, RuntimeApi};
+use crate::log;
+
+/// Why the loop ended.
+#[derive(Debug)]
+pub enum Exit {
+    /// Init failed; `/init/error` was posted (if the API could be reached).
+    Init(Diagnostic),
+    /// The Runtime API failed in a way that ends the environment.
+    Api(ApiError),
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exit::Init(d) => write!(f, "init failed: {d}"),
+            Exit::Api(e) => e.fmt(f),
+        }
+    }
+}
+
+/// Init: resolves the handler and loads its script (top-level code runs here).
+pub fn init(handler: &str, task_root: &Path) -> Result<Box<dyn Engine>, Diagnostic> {
+    let handler = handler_spec::resolve(handler, task_root)?;
+    engine::load(&handler)
+}
+
+/// Runs the runtime loop until the Runtime API fails; never returns on success.
+pub fn run(api: &RuntimeApi, handler: &str, task_root: &Path) -> Exit {
+    let info = FunctionInfo::from_env();
+    let mut engine = match init(handler, task_root) {
+        Ok(engine) => engine,
+        Err(diagnostic) => {
+            log::write(log::Level::Error, &diagnostic.to_string());
+            if let Err(e) = api.post(Post::InitError {
+                diagnostic: &diagnostic,
+            }) {
+                log::write(log::Level::Error, &e.to_string());
+            }
+            return Exit::Init(diagnostic);
+        }
+    };
+    loop {
+        let invocation = match api.next() {
+            Ok(invocation) => invocation,
+            Err(e) => return Exit::Api(e),
+        };
+        let outcome = handle(engine.as_mut(), &info, &invocation);
+        if let Err(e) = api.answer(&invocation.request_id, &outcome) {
+            return Exit::Api(e);
+        }
+    }
+}
+
+/// Runs one invocation through the engine: the answer lure would send for it.
+/// Shared by the Lambda loop and `lure invoke`, so both produce the same bytes.
+pub fn handle(
+    engine: &mut dyn Engine,
+    info: &FunctionInfo,
+    invocation: &Invocation,
+) -> Result<Vec<u8>, Diagnostic> {
+    let context = Context::new(info, invocation.headers.clone(), SystemTime::now());
+    set_trace_id(context.trace_id());
+    log::set_request_id(Some(&invocation.request_id));
+    let outcome = engine.invoke(&invocation.body, &context);
+    if let Err(diagnostic) = &outcome {
+        log::write(log::Level::Error, &format!("Invoke Error \t{}", String::from_utf8_lossy(&diagnostic.to_json())));
+    }
+    log::set_request_id(None);
+    outcome
+}
+
+fn set_trace_id(trace_id: Option<&str>) {
+    // SAFETY: lure runs scripts and the loop on this one thread and starts no
+    // other thread that reads the environment.
+    unsafe {
+        match trace_id {
+            Some(id) => std::env::set_var(env_vars::TRACE_ID, id),
+            None => std::env::remove_var(env_vars::TRACE_ID),
+        }
+    }
+}

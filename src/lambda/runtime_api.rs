@@ -1,0 +1,343 @@
+//! The Lambda Runtime API (2018-06-01) client, on blocking `ureq`: one keep-alive
+//! connection for the life of the process, no timeout on the long-polled `/next`.
+
+use std::io;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use crate::context::header;
+use crate::diagnostic::{Diagnostic, error_type};
+
+/// Lambda's limit for a buffered response body.
+pub const MAX_RESPONSE_BYTES: usize = 6_291_556;
+
+/// Larger than any event Lambda sends (6 MB synchronous), so a full read always fits.
+const MAX_EVENT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// While the API is not yet listening at start, keep trying at least this long.
+const STARTUP_PATIENCE: Duration = Duration::from_secs(15);
+
+/// Attempts for a POST that meets a transient fault (dropped connection, 5xx).
+const POST_ATTEMPTS: u32 = 6;
+
+const ERROR_CONTENT_TYPE: &str = "application/vnd.aws.lambda.error+json";
+
+/// One invocation as received from `/next`.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub request_id: String,
+    /// Every `Lambda-Runtime-*` header, names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// What lure sends to the Runtime API; each variant names its endpoint.
+#[derive(Debug, Clone, Copy)]
+pub enum Post<'a> {
+    /// `POST /runtime/invocation/{id}/response`
+    Response { request_id: &'a str, body: &'a [u8] },
+    /// `POST /runtime/invocation/{id}/error`
+    Error {
+        request_id: &'a str,
+        diagnostic: &'a Diagnostic,
+    },
+    /// `POST /runtime/init/error`
+    InitError { diagnostic: &'a Diagnostic },
+}
+
+/// The Runtime API could not be used; the process should end.
+#[derive(Debug)]
+pub enum ApiError {
+    /// `AWS_LAMBDA_RUNTIME_API` is not a usable address.
+    BadAddress(String),
+    /// The API answered with a status that means the environment is broken.
+    Status { path: String, status: u16 },
+    /// The connection failed and retries did not help.
+    Transport { path: String, error: ureq::Error },
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiError::BadAddress(why) => write!(f, "bad AWS_LAMBDA_RUNTIME_API: {why}"),
+            ApiError::Status { path, status } => {
+                write!(f, "Runtime API answered {status} to {path}")
+            }
+            ApiError::Transport { path, error } => {
+                write!(f, "Runtime API unreachable at {path}: {error}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+pub struct RuntimeApi {
+    agent: ureq::Agent,
+    /// `http://host:port[/prefix]/2018-06-01`
+    base: String,
+}
+
+impl RuntimeApi {
+    /// Accepts `host:port` (as Lambda sets it) or a URL with a scheme and a path
+    /// prefix (`http://[::1]:9000/.rt`, as cargo-lambda's emulator sets it).
+    pub fn new(address: &str) -> Result<Self, ApiError> {
+        let address = address.trim().trim_end_matches('/');
+        if address.is_empty() {
+            return Err(ApiError::BadAddress("it is empty".into()));
+        }
+        let base = if let Some(rest) = address.strip_prefix("http://") {
+            format!("http://{rest}/2018-06-01")
+        } else if address.contains("://") {
+            return Err(ApiError::BadAddress(format!(
+                "'{address}': only http:// is supported"
+            )));
+        } else {
+            format!("http://{address}/2018-06-01")
+        };
+        base.parse::<ureq::http::Uri>()
+            .map_err(|e| ApiError::BadAddress(format!("'{address}': {e}")))?;
+        let agent = ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .max_redirects(0)
+                .user_agent(concat!("lure/", env!("CARGO_PKG_VERSION")))
+                .build(),
+        );
+        Ok(RuntimeApi { agent, base })
+    }
+
+    /// `GET /runtime/invocation/next`: blocks until Lambda has an invocation.
+    pub fn next(&self) -> Result<Invocation, ApiError> {
+        let path = "/runtime/invocation/next";
+        let url = format!("{}{path}", self.base);
+        let started = Instant::now();
+        let mut backoff = Backoff::new();
+        loop {
+            match self.agent.get(&url).call() {
+                Ok(mut response) => {
+                    let status = response.status().as_u16();
+                    let body = response
+                        .body_mut()
+                        .with_config()
+                        .limit(MAX_EVENT_BYTES)
+                        .read_to_vec();
+                    if status != 200 {
+                        return Err(ApiError::Status {
+                            path: path.into(),
+                            status,
+                        });
+                    }
+                    let body = match body {
+                        Ok(body) => body,
+                        Err(e) if is_transient(&e) => {
+                            backoff.wait();
+                            continue;
+                        }
+                        Err(error) => {
+                            return Err(ApiError::Transport {
+                                path: path.into(),
+                                error,
+                            });
+                        }
+                    };
+                    let headers: Vec<(String, String)> = response
+                        .headers()
+                        .iter()
+                        .filter(|(name, _)| name.as_str().starts_with("lambda-runtime-"))
+                        .map(|(name, value)| {
+                            (
+                                name.as_str().to_owned(),
+                                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                            )
+                        })
+                        .collect();
+                    let request_id = headers
+                        .iter()
+                        .find(|(k, _)| k == header::REQUEST_ID)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default();
+                    return Ok(Invocation {
+                        request_id,
+                        headers,
+                        body,
+                    });
+                }
+                Err(e) if is_transient(&e) && started.elapsed() < STARTUP_PATIENCE => {
+                    backoff.wait();
+                }
+                Err(error) => {
+                    return Err(ApiError::Transport {
+                        path: path.into(),
+                        error,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Sends a response or an error. Transient faults are retried; a 400 on a retry
+    /// means an earlier attempt was accepted. Returns the final HTTP status.
+    pub fn post(&self, post: Post<'_>) -> Result<u16, ApiError> {
+        let (path, body, content_type, error_header) = match post {
+            Post::Response { request_id, body } => (
+                format!("/runtime/invocation/{request_id}/response"),
+                body.to_vec(),
+                "application/json",
+                None,
+            ),
+            Post::Error {
+                request_id,
+                diagnostic,
+            } => (
+                format!("/runtime/invocation/{request_id}/error"),
+                diagnostic.to_json(),
+                ERROR_CONTENT_TYPE,
+                diagnostic.from_runtime.then_some(diagnostic.error_type.as_str()),
+            ),
+            Post::InitError { diagnostic } => (
+                "/runtime/init/error".to_owned(),
+                diagnostic.to_json(),
+                ERROR_CONTENT_TYPE,
+                Some(diagnostic.error_type.as_str()),
+            ),
+        };
+        let url = format!("{}{path}", self.base);
+        let mut backoff = Backoff::new();
+        for attempt in 1..=POST_ATTEMPTS {
+            let mut request = self.agent.post(&url).header("Content-Type", content_type);
+            if let Some(kind) = error_header {
+                request = request.header(header::FUNCTION_ERROR_TYPE, kind);
+            }
+            let last = attempt == POST_ATTEMPTS;
+            match request.send(&body[..]) {
+                Ok(mut response) => {
+                    let status = response.status().as_u16();
+                    // Read the whole reply (202s too): only then is the connection reused.
+                    let _ = response.body_mut().read_to_vec();
+                    match status {
+                        400 if attempt > 1 => return Ok(202),
+                        500..=599 if !last => backoff.wait(),
+                        _ => return Ok(status),
+                    }
+                }
+                Err(e) if is_transient(&e) && !last => backoff.wait(),
+                Err(error) => return Err(ApiError::Transport { path, error }),
+            }
+        }
+        unreachable!("the last attempt always returns")
+    }
+
+    /// Answers an invocation exactly once: the response, or an error. A body over
+    /// Lambda's limit (or a 413) is answered with `Function.ResponseSizeTooLarge`.
+    pub fn answer(
+        &self,
+        request_id: &str,
+        outcome: &Result<Vec<u8>, Diagnostic>,
+    ) -> Result<(), ApiError> {
+        let status = match outcome {
+            Ok(body) => match check_response_size(body.len()) {
+                Ok(()) => self.post(Post::Response { request_id, body })?,
+                Err(diagnostic) => self.post(Post::Error {
+                    request_id,
+                    diagnostic: &diagnostic,
+                })?,
+            },
+            Err(diagnostic) => self.post(Post::Error {
+                request_id,
+                diagnostic,
+            })?,
+        };
+        if status == 413 && outcome.is_ok() {
+            let size = outcome.as_ref().map(Vec::len).unwrap_or(0);
+            let diagnostic = response_too_large(size);
+            self.post(Post::Error {
+                request_id,
+                diagnostic: &diagnostic,
+            })?;
+        } else if !(200..300).contains(&status) {
+            crate::log::write(
+                crate::log::Level::Error,
+                &format!("Runtime API answered {status} for invocation {request_id}"),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The error answer for a response body that Lambda would refuse.
+pub fn check_response_size(len: usize) -> Result<(), Diagnostic> {
+    if len > MAX_RESPONSE_BYTES {
+        Err(response_too_large(len))
+    } else {
+        Ok(())
+    }
+}
+
+fn response_too_large(len: usize) -> Diagnostic {
+    Diagnostic::runtime(
+        error_type::RESPONSE_SIZE_TOO_LARGE,
+        format!(
+            "Response payload size ({len} bytes) exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."
+        ),
+    )
+}
+
+/// Connection-level faults worth another try: refused (API not up yet),
+/// reset or dropped (API restarted, stale keep-alive connection).
+fn is_transient(error: &ureq::Error) -> bool {
+    match error {
+        ureq::Error::Io(e) => matches!(
+            e.kind(),
+            io::ErrorKind::ConnectionRefused
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::BrokenPipe
+                | io::ErrorKind::UnexpectedEof
+                | io::ErrorKind::NotConnected
+        ),
+        ureq::Error::ConnectionFailed | ureq::Error::Protocol(_) => true,
+        _ => false,
+    }
+}
+
+/// Exponential backoff from 5 ms, capped at 500 ms.
+struct Backoff(Duration);
+
+impl Backoff {
+    fn new() -> Self {
+        Backoff(Duration::from_millis(5))
+    }
+
+    fn wait(&mut self) {
+        sleep(self.0);
+        self.0 = (self.0 * 2).min(Duration::from_millis(500));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_with_and_without_scheme() {
+        assert_eq!(
+            RuntimeApi::new("127.0.0.1:9001").unwrap().base,
+            "http://127.0.0.1:9001/2018-06-01"
+        );
+        assert_eq!(
+            RuntimeApi::new("http://[::1]:9000/.rt").unwrap().base,
+            "http://[::1]:9000/.rt/2018-06-01"
+        );
+        assert!(RuntimeApi::new("").is_err());
+        assert!(RuntimeApi::new("https://x:1").is_err());
+    }
+
+    #[test]
+    fn oversize_bodies_are_refused_before_sending() {
+        assert!(check_response_size(MAX_RESPONSE_BYTES).is_ok());
+        let err = check_response_size(MAX_RESPONSE_BYTES + 1).unwrap_err();
+        assert_eq!(err.error_type, error_type::RESPONSE_SIZE_TOO_LARGE);
+        assert!(err.error_message.contains("6291557 bytes"));
+    }
+}

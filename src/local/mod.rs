@@ -1,0 +1,3 @@
+//! The local side: running handlers on a developer's machine.
+
+pub mod invoke;
