@@ -1,22 +1,354 @@
-//! The Lua engine. (Being written.)
+//! The Lua engine: Lua 5.4 (vendored) through mlua.
 
-use crate::context::Context;
-use crate::diagnostic::Diagnostic;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value, Variadic};
+
+use crate::context::{Context, remaining_time_ms};
+use crate::diagnostic::{Diagnostic, error_type};
 use crate::engine::Engine;
-use crate::handler_spec::Handler;
+use crate::handler_spec::{Form, Handler};
+use crate::json::{self, Writer};
+use crate::log;
+use crate::stdlib;
 
-pub struct LuaEngine {}
+pub struct LuaEngine {
+    lua: Lua,
+    handler: Function,
+    /// Lua's own `xpcall`, called from Rust so that no Lua code of ours runs
+    /// between the handler and the error handler.
+    xpcall: Function,
+    /// Message handler: records the traceback where the error was raised.
+    message_handler: Function,
+    traceback: Rc<RefCell<Vec<String>>>,
+    /// `context:get_remaining_time_in_millis()`, shared by every context table.
+    remaining_time: Function,
+}
 
 impl LuaEngine {
     pub fn load(handler: &Handler) -> Result<Self, Diagnostic> {
-        let _ = handler;
-        todo!("Lua engine")
+        let source = std::fs::read(handler.script_path()).map_err(|e| {
+            Diagnostic::runtime(
+                error_type::IMPORT_MODULE_ERROR,
+                format!("Cannot read {}: {e}", handler.script),
+            )
+        })?;
+        let lua = new_state(handler).map_err(|e| internal_init_error(&e))?;
+
+        let traceback = Rc::new(RefCell::new(Vec::new()));
+        let message_handler = {
+            let traceback = Rc::clone(&traceback);
+            lua.create_function(move |lua, error: Value| {
+                *traceback.borrow_mut() = capture_traceback(lua);
+                Ok(error)
+            })
+        }
+        .map_err(|e| internal_init_error(&e))?;
+        let xpcall: Function = lua
+            .globals()
+            .get("xpcall")
+            .map_err(|e| internal_init_error(&e))?;
+        let remaining_time = lua
+            .create_function(|_, this: Option<Table>| {
+                let this = this.ok_or_else(|| {
+                    mlua::Error::runtime(
+                        "call it as a method: context:get_remaining_time_in_millis()",
+                    )
+                })?;
+                Ok(remaining_time_ms(this.get::<u64>("deadline_ms")?))
+            })
+            .map_err(|e| internal_init_error(&e))?;
+
+        let chunk = lua
+            .load(source)
+            .set_name(format!("@{}", handler.script))
+            .into_function()
+            .map_err(|e| match e {
+                mlua::Error::SyntaxError { message, .. } => {
+                    Diagnostic::runtime(error_type::USER_CODE_SYNTAX_ERROR, message)
+                }
+                other => internal_init_error(&other),
+            })?;
+
+        let mut engine = LuaEngine {
+            lua,
+            handler: chunk.clone(),
+            xpcall,
+            message_handler,
+            traceback,
+            remaining_time,
+        };
+        // Top-level code runs once, here; its errors are import errors.
+        let returned = engine.call_protected(&chunk, MultiValue::new()).map_err(|d| {
+            Diagnostic {
+                error_type: error_type::IMPORT_MODULE_ERROR.to_owned(),
+                from_runtime: true,
+                ..d
+            }
+        })?;
+        let module = match returned.into_iter().next() {
+            Some(Value::Table(t)) => Some(t),
+            _ => None,
+        };
+        engine.handler = find_handler(&engine.lua, handler, module.as_ref())?;
+        Ok(engine)
+    }
+
+    /// Calls `f` under `xpcall`; an error becomes a [`Diagnostic`] with its traceback.
+    fn call_protected(&self, f: &Function, args: MultiValue) -> Result<MultiValue, Diagnostic> {
+        let mut call_args = MultiValue::with_capacity(args.len() + 2);
+        call_args.push_back(Value::Function(f.clone()));
+        call_args.push_back(Value::Function(self.message_handler.clone()));
+        call_args.extend(args);
+        let mut results = self
+            .xpcall
+            .call::<MultiValue>(call_args)
+            .map_err(|e| error_to_diagnostic(&self.lua, Value::Error(Box::new(e)), Vec::new()))?;
+        match results.pop_front() {
+            Some(Value::Boolean(true)) => Ok(results),
+            _ => {
+                let error = results.pop_front().unwrap_or(Value::Nil);
+                let stack = std::mem::take(&mut *self.traceback.borrow_mut());
+                Err(error_to_diagnostic(&self.lua, error, stack))
+            }
+        }
+    }
+
+    fn context_table(&self, context: &Context) -> mlua::Result<Table> {
+        let lua = &self.lua;
+        let t = lua.create_table_with_capacity(0, 13)?;
+        t.raw_set("aws_request_id", context.aws_request_id.as_str())?;
+        t.raw_set("function_name", context.function_name.as_str())?;
+        t.raw_set("function_version", context.function_version.as_str())?;
+        t.raw_set("invoked_function_arn", context.invoked_function_arn.as_str())?;
+        t.raw_set("memory_limit_in_mb", context.memory_limit_in_mb)?;
+        t.raw_set("log_group_name", context.log_group_name.as_str())?;
+        t.raw_set("log_stream_name", context.log_stream_name.as_str())?;
+        t.raw_set("deadline_ms", context.deadline_ms)?;
+        t.raw_set("identity", self.header_json(context.identity.as_deref())?)?;
+        t.raw_set(
+            "client_context",
+            self.header_json(context.client_context.as_deref())?,
+        )?;
+        let headers = lua.create_table_with_capacity(0, context.headers.len())?;
+        for (name, value) in &context.headers {
+            headers.raw_set(name.as_str(), value.as_str())?;
+        }
+        t.raw_set("headers", headers)?;
+        t.raw_set("get_remaining_time_in_millis", self.remaining_time.clone())?;
+        Ok(t)
+    }
+
+    /// Identity and client context headers hold JSON; anything else is kept as text.
+    fn header_json(&self, raw: Option<&str>) -> mlua::Result<Value> {
+        match raw {
+            None => Ok(Value::Nil),
+            Some(text) => match json::lua::decode(&self.lua, text.as_bytes()) {
+                Ok(value) => Ok(value),
+                Err(_) => self.lua.create_string(text).map(Value::String),
+            },
+        }
     }
 }
 
 impl Engine for LuaEngine {
     fn invoke(&mut self, event: &[u8], context: &Context) -> Result<Vec<u8>, Diagnostic> {
-        let _ = (event, context);
-        todo!("Lua engine")
+        let event = json::lua::decode(&self.lua, event).map_err(|e| {
+            Diagnostic::runtime(
+                error_type::UNMARSHAL_ERROR,
+                format!("Could not parse the event as JSON: {e}"),
+            )
+        })?;
+        let context = self
+            .context_table(context)
+            .map_err(|e| Diagnostic::runtime(error_type::UNMARSHAL_ERROR, e.to_string()))?;
+        let mut args = MultiValue::with_capacity(2);
+        args.push_back(event);
+        args.push_back(Value::Table(context));
+        let handler = self.handler.clone();
+        let results = self.call_protected(&handler, args)?;
+        let result = results.into_iter().next().unwrap_or(Value::Nil);
+        let mut writer = Writer::new(false);
+        json::lua::encode(&self.lua, &result, &mut writer).map_err(|e| {
+            Diagnostic::runtime(
+                error_type::MARSHAL_ERROR,
+                format!("Unable to marshal response: {e}"),
+            )
+        })?;
+        Ok(writer.into_bytes())
     }
+}
+
+/// A Lua state with the safe standard libraries, lure's stdlib, `print` going to
+/// the log, `require` searching the task root then `/opt/lua`, and no `os.exit`.
+fn new_state(handler: &Handler) -> mlua::Result<Lua> {
+    let lua = Lua::new_with(StdLib::ALL_SAFE, LuaOptions::default())?;
+    let globals = lua.globals();
+
+    let root = handler.task_root.to_string_lossy();
+    let package: Table = globals.get("package")?;
+    package.set(
+        "path",
+        format!("{root}/?.lua;{root}/?/init.lua;/opt/lua/?.lua;/opt/lua/?/init.lua"),
+    )?;
+    package.set("cpath", "")?;
+
+    let os: Table = globals.get("os")?;
+    os.set(
+        "exit",
+        lua.create_function(|_, _: MultiValue| -> mlua::Result<()> {
+            Err(mlua::Error::runtime(
+                "os.exit is not available in lure: return from the handler (or raise an error) instead",
+            ))
+        })?,
+    )?;
+
+    let tostring: Function = globals.get("tostring")?;
+    globals.set(
+        "print",
+        lua.create_function(move |_, args: Variadic<Value>| {
+            let mut line = String::new();
+            for (i, arg) in args.iter().enumerate() {
+                if i > 0 {
+                    line.push('\t');
+                }
+                match arg {
+                    Value::String(s) => line.push_str(&s.to_string_lossy()),
+                    other => {
+                        line.push_str(&tostring.call::<mlua::LuaString>(other)?.to_string_lossy())
+                    }
+                }
+            }
+            log::write(log::Level::Info, &line);
+            Ok(())
+        })?,
+    )?;
+
+    stdlib::register_lua(&lua)?;
+    Ok(lua)
+}
+
+/// SPEC §2: the script form looks for a global `main`, then the returned table's;
+/// the method form looks in the returned table first, then in globals.
+fn find_handler(lua: &Lua, handler: &Handler, module: Option<&Table>) -> Result<Function, Diagnostic> {
+    let name = handler.function.as_str();
+    let from_module = || module.map(|m| m.get::<Value>(name)).transpose();
+    let from_globals = || lua.globals().get::<Value>(name).map(Some);
+    let lookups = match handler.form {
+        Form::ScriptFile => [from_globals(), from_module()],
+        Form::FileMethod => [from_module(), from_globals()],
+    };
+    let mut found = Value::Nil;
+    for lookup in lookups {
+        match lookup {
+            Ok(Some(Value::Nil)) | Ok(None) => continue,
+            Ok(Some(value)) => {
+                found = value;
+                break;
+            }
+            Err(e) => return Err(internal_init_error(&e)),
+        }
+    }
+    match found {
+        Value::Function(f) => Ok(f),
+        Value::Nil => Err(Diagnostic::runtime(
+            error_type::HANDLER_NOT_FOUND,
+            format!(
+                "{}.{name} is undefined or not exported: define a global function {name} or return a table with {name} from {}",
+                handler.script.trim_end_matches(".lua"),
+                handler.script
+            ),
+        )),
+        other => Err(Diagnostic::runtime(
+            error_type::HANDLER_NOT_FOUND,
+            format!(
+                "{}.{name} is not a function (it is a {})",
+                handler.script.trim_end_matches(".lua"),
+                other.type_name()
+            ),
+        )),
+    }
+}
+
+/// The stack at the point of the error, as Lua's `traceback` prints it, minus the
+/// frames that are lure's (the `error` builtin above, `xpcall` and below).
+fn capture_traceback(lua: &Lua) -> Vec<String> {
+    let Ok(text) = lua.traceback(None, 1) else {
+        return Vec::new();
+    };
+    let text = text.to_string_lossy();
+    let mut lines: Vec<String> = text
+        .lines()
+        .skip(1) // "stack traceback:"
+        .map(|l| l.trim().to_owned())
+        .collect();
+    if let Some(cut) = lines.iter().rposition(|l| l == "[C]: in function 'xpcall'") {
+        lines.truncate(cut);
+    }
+    if lines.first().is_some_and(|l| l == "[C]: in function 'error'") {
+        lines.remove(0);
+    }
+    lines
+}
+
+/// Maps an error value raised by a script to the Lambda error shape (SPEC §5).
+fn error_to_diagnostic(lua: &Lua, error: Value, stack_trace: Vec<String>) -> Diagnostic {
+    match error {
+        Value::String(s) => Diagnostic::script(
+            error_type::SCRIPT_ERROR,
+            s.to_string_lossy(),
+            stack_trace,
+        ),
+        Value::Table(t) => {
+            let text = |key: &str| match t.raw_get::<Value>(key) {
+                Ok(Value::String(s)) => Some(s.to_string_lossy()),
+                _ => None,
+            };
+            let error_type = text("errorType").unwrap_or_else(|| error_type::SCRIPT_ERROR.to_owned());
+            let message = text("errorMessage")
+                .or_else(|| text("message"))
+                .unwrap_or_else(|| {
+                    let mut writer = Writer::new(false);
+                    match json::lua::encode(lua, &Value::Table(t.clone()), &mut writer) {
+                        Ok(()) => String::from_utf8_lossy(&writer.into_bytes()).into_owned(),
+                        Err(_) => "(error object)".to_owned(),
+                    }
+                });
+            Diagnostic::script(error_type, message, stack_trace)
+        }
+        Value::Error(e) => rust_error_to_diagnostic(&e, stack_trace),
+        Value::Nil => Diagnostic::script(error_type::SCRIPT_ERROR, "nil", stack_trace),
+        Value::Boolean(b) => Diagnostic::script(error_type::SCRIPT_ERROR, b.to_string(), stack_trace),
+        Value::Integer(i) => Diagnostic::script(error_type::SCRIPT_ERROR, i.to_string(), stack_trace),
+        Value::Number(n) => Diagnostic::script(error_type::SCRIPT_ERROR, n.to_string(), stack_trace),
+        other => Diagnostic::script(
+            error_type::SCRIPT_ERROR,
+            format!("(error object is a {} value)", other.type_name()),
+            stack_trace,
+        ),
+    }
+}
+
+/// Errors raised from Rust (stdlib functions, mlua itself).
+fn rust_error_to_diagnostic(error: &mlua::Error, stack_trace: Vec<String>) -> Diagnostic {
+    match error {
+        mlua::Error::CallbackError { cause, .. } => rust_error_to_diagnostic(cause, stack_trace),
+        mlua::Error::WithContext { cause, .. } => rust_error_to_diagnostic(cause, stack_trace),
+        mlua::Error::MemoryError(message) => Diagnostic::runtime(
+            error_type::OUT_OF_MEMORY,
+            format!("Lua ran out of memory: {message}"),
+        ),
+        mlua::Error::RuntimeError(message) => {
+            Diagnostic::script(error_type::SCRIPT_ERROR, message.clone(), stack_trace)
+        }
+        other => Diagnostic::script(error_type::SCRIPT_ERROR, other.to_string(), stack_trace),
+    }
+}
+
+fn internal_init_error(error: &mlua::Error) -> Diagnostic {
+    Diagnostic::runtime(
+        error_type::IMPORT_MODULE_ERROR,
+        format!("Could not set up the Lua state: {error}"),
+    )
 }

@@ -63,7 +63,7 @@ pub fn invoke(options: InvokeOptions<'_>) -> u8 {
         format!(
             "REPORT RequestId: {request_id}\tDuration: {:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB\tInit Duration: {:.2} ms\n",
             duration.as_secs_f64() * 1000.0,
-            duration.as_millis() + 1,
+            duration.as_micros().div_ceil(1000).max(1),
             info.memory_limit_in_mb,
             init_duration.as_secs_f64() * 1000.0,
         )
