@@ -80,13 +80,13 @@ impl LuaEngine {
             remaining_time,
         };
         // Top-level code runs once, here; its errors are import errors.
-        let returned = engine.call_protected(&chunk, MultiValue::new()).map_err(|d| {
-            Diagnostic {
+        let returned = engine
+            .call_protected(&chunk, MultiValue::new())
+            .map_err(|d| Diagnostic {
                 error_type: error_type::IMPORT_MODULE_ERROR.to_owned(),
                 from_runtime: true,
                 ..d
-            }
-        })?;
+            })?;
         let module = match returned.into_iter().next() {
             Some(Value::Table(t)) => Some(t),
             _ => None,
@@ -121,7 +121,10 @@ impl LuaEngine {
         t.raw_set("aws_request_id", context.aws_request_id.as_str())?;
         t.raw_set("function_name", context.function_name.as_str())?;
         t.raw_set("function_version", context.function_version.as_str())?;
-        t.raw_set("invoked_function_arn", context.invoked_function_arn.as_str())?;
+        t.raw_set(
+            "invoked_function_arn",
+            context.invoked_function_arn.as_str(),
+        )?;
         t.raw_set("memory_limit_in_mb", context.memory_limit_in_mb)?;
         t.raw_set("log_group_name", context.log_group_name.as_str())?;
         t.raw_set("log_stream_name", context.log_stream_name.as_str())?;
@@ -231,7 +234,11 @@ fn new_state(handler: &Handler) -> mlua::Result<Lua> {
 
 /// SPEC §2: the script form looks for a global `main`, then the returned table's;
 /// the method form looks in the returned table first, then in globals.
-fn find_handler(lua: &Lua, handler: &Handler, module: Option<&Table>) -> Result<Function, Diagnostic> {
+fn find_handler(
+    lua: &Lua,
+    handler: &Handler,
+    module: Option<&Table>,
+) -> Result<Function, Diagnostic> {
     let name = handler.function.as_str();
     let from_module = || module.map(|m| m.get::<Value>(name)).transpose();
     let from_globals = || lua.globals().get::<Value>(name).map(Some);
@@ -286,7 +293,10 @@ fn capture_traceback(lua: &Lua) -> Vec<String> {
     if let Some(cut) = lines.iter().rposition(|l| l == "[C]: in function 'xpcall'") {
         lines.truncate(cut);
     }
-    if lines.first().is_some_and(|l| l == "[C]: in function 'error'") {
+    if lines
+        .first()
+        .is_some_and(|l| l == "[C]: in function 'error'")
+    {
         lines.remove(0);
     }
     lines
@@ -295,17 +305,16 @@ fn capture_traceback(lua: &Lua) -> Vec<String> {
 /// Maps an error value raised by a script to the Lambda error shape (SPEC §5).
 fn error_to_diagnostic(lua: &Lua, error: Value, stack_trace: Vec<String>) -> Diagnostic {
     match error {
-        Value::String(s) => Diagnostic::script(
-            error_type::SCRIPT_ERROR,
-            s.to_string_lossy(),
-            stack_trace,
-        ),
+        Value::String(s) => {
+            Diagnostic::script(error_type::SCRIPT_ERROR, s.to_string_lossy(), stack_trace)
+        }
         Value::Table(t) => {
             let text = |key: &str| match t.raw_get::<Value>(key) {
                 Ok(Value::String(s)) => Some(s.to_string_lossy()),
                 _ => None,
             };
-            let error_type = text("errorType").unwrap_or_else(|| error_type::SCRIPT_ERROR.to_owned());
+            let error_type =
+                text("errorType").unwrap_or_else(|| error_type::SCRIPT_ERROR.to_owned());
             let message = text("errorMessage")
                 .or_else(|| text("message"))
                 .unwrap_or_else(|| {
@@ -319,9 +328,15 @@ fn error_to_diagnostic(lua: &Lua, error: Value, stack_trace: Vec<String>) -> Dia
         }
         Value::Error(e) => rust_error_to_diagnostic(&e, stack_trace),
         Value::Nil => Diagnostic::script(error_type::SCRIPT_ERROR, "nil", stack_trace),
-        Value::Boolean(b) => Diagnostic::script(error_type::SCRIPT_ERROR, b.to_string(), stack_trace),
-        Value::Integer(i) => Diagnostic::script(error_type::SCRIPT_ERROR, i.to_string(), stack_trace),
-        Value::Number(n) => Diagnostic::script(error_type::SCRIPT_ERROR, n.to_string(), stack_trace),
+        Value::Boolean(b) => {
+            Diagnostic::script(error_type::SCRIPT_ERROR, b.to_string(), stack_trace)
+        }
+        Value::Integer(i) => {
+            Diagnostic::script(error_type::SCRIPT_ERROR, i.to_string(), stack_trace)
+        }
+        Value::Number(n) => {
+            Diagnostic::script(error_type::SCRIPT_ERROR, n.to_string(), stack_trace)
+        }
         other => Diagnostic::script(
             error_type::SCRIPT_ERROR,
             format!("(error object is a {} value)", other.type_name()),

@@ -121,7 +121,10 @@ impl<'de> Visitor<'de> for LuaSeed<'_> {
     }
 
     fn visit_str<E: de::Error>(self, s: &str) -> Result<Value, E> {
-        self.lua.create_string(s).map(Value::String).map_err(lua_err)
+        self.lua
+            .create_string(s)
+            .map(Value::String)
+            .map_err(lua_err)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
@@ -336,6 +339,134 @@ impl Encoder<'_> {
             self.value(value).map_err(|e| e.at_key(key_text))?;
         }
         self.writer.end_object(members.is_empty());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lua() -> mlua::Result<Lua> {
+        let lua = Lua::new();
+        crate::stdlib::register_lua(&lua)?;
+        Ok(lua)
+    }
+
+    /// Evaluates a Lua expression and encodes it.
+    fn encode_expr(lua: &Lua, expr: &str) -> Result<String, EncodeError> {
+        let value: Value = lua
+            .load(format!("return {expr}"))
+            .eval()
+            .expect("valid Lua");
+        let mut writer = Writer::new(false);
+        encode(lua, &value, &mut writer)?;
+        Ok(String::from_utf8(writer.into_bytes()).unwrap())
+    }
+
+    #[test]
+    fn tables_become_arrays_or_objects_by_their_keys() -> mlua::Result<()> {
+        let lua = lua()?;
+        let cases = [
+            ("{1, 2, 3}", "[1,2,3]"),
+            ("{}", "{}"),
+            ("setmetatable({}, json.array_mt)", "[]"),
+            ("json.empty_array", "[]"),
+            ("{b = 1, a = {c = json.null}}", r#"{"a":{"c":null},"b":1}"#),
+            ("{[1] = 'a', [3] = 'c'}", r#"{"1":"a","3":"c"}"#),
+            ("{1, 2, x = 3}", r#"{"1":1,"2":2,"x":3}"#),
+            ("{[1.5] = true}", r#"{"1.5":true}"#),
+            ("3.0", "3"),
+            ("-0.0", "0"),
+            ("2^53", "9007199254740992"),
+            ("'é\\n'", "\"é\\n\""),
+            ("nil", "null"),
+        ];
+        for (expr, json) in cases {
+            assert_eq!(encode_expr(&lua, expr).unwrap(), json, "{expr}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn unencodable_values_name_their_path() -> mlua::Result<()> {
+        let lua = lua()?;
+        let cases = [
+            (
+                "{items = {1, 2, {f = print}}}",
+                "a function cannot be encoded as JSON at $.items[2].f",
+            ),
+            ("{x = 0/0}", "NaN is not a JSON number at $.x"),
+            (
+                "{['a b'] = {math.huge}}",
+                "Infinity is not a JSON number at $['a b'][0]",
+            ),
+            ("{s = '\\xff'}", "string is not valid UTF-8 at $.s"),
+            (
+                "{[true] = 1}",
+                "a table key of type boolean cannot be a JSON object key at $",
+            ),
+            (
+                "{co = coroutine.create(print)}",
+                "a thread cannot be encoded as JSON at $.co",
+            ),
+        ];
+        for (expr, message) in cases {
+            assert_eq!(
+                encode_expr(&lua, expr).unwrap_err().to_string(),
+                message,
+                "{expr}"
+            );
+        }
+        let err = encode_expr(
+            &lua,
+            "(function() local t = {}; t.self = {t}; return t end)()",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "table contains itself (recursive table) at $.self[0]"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn decoded_values_round_trip() -> mlua::Result<()> {
+        let lua = lua()?;
+        let text = r#"{"a":[],"b":{},"c":[1,1.5,null,"x"],"d":18446744073709551615,"e":-7}"#;
+        let value = decode(&lua, text.as_bytes()).unwrap();
+        let table = value.as_table().unwrap();
+        assert_eq!(table.get::<Value>("e")?, Value::Integer(-7));
+        assert!(matches!(table.get::<Value>("d")?, Value::Number(_)));
+        let mut writer = Writer::new(false);
+        encode(&lua, &value, &mut writer).unwrap();
+        assert_eq!(
+            String::from_utf8(writer.into_bytes()).unwrap(),
+            r#"{"a":[],"b":{},"c":[1,1.5,null,"x"],"d":18446744073709552000,"e":-7}"#
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn nesting_is_bounded_on_both_sides() {
+        // Test threads have small stacks; the runtime's main thread has 8 MB.
+        std::thread::Builder::new()
+            .stack_size(8 << 20)
+            .spawn(|| nesting_at_the_limit().unwrap())
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    fn nesting_at_the_limit() -> mlua::Result<()> {
+        let lua = lua()?;
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        let value = decode(&lua, deep(MAX_DEPTH).as_bytes()).unwrap();
+        let mut writer = Writer::new(false);
+        encode(&lua, &value, &mut writer).unwrap();
+        assert_eq!(writer.into_bytes(), deep(MAX_DEPTH).into_bytes());
+        let err = decode(&lua, deep(100_000).as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("nested deeper than 1024"), "{err}");
         Ok(())
     }
 }
