@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::env_vars;
+use crate::log;
 use crate::lambda::runtime::{self, Exit};
 use crate::lambda::runtime_api::RuntimeApi;
 use crate::local::invoke::{self, InvokeOptions, exit_code};
@@ -133,9 +134,10 @@ fn parse(args: impl Iterator<Item = OsString>) -> Result<Command, String> {
                     }
                     Short('h') | Long("help") => return Ok(Command::Help),
                     Value(v) if handler.is_none() => {
-                        handler = Some(v.into_string().map_err(|v| {
-                            format!("the handler {v:?} is not valid UTF-8")
-                        })?)
+                        handler = Some(
+                            v.into_string()
+                                .map_err(|v| format!("the handler {v:?} is not valid UTF-8"))?,
+                        )
                     }
                     other => return Err(other.unexpected().to_string()),
                 }
@@ -168,6 +170,7 @@ fn read_event(source: Option<&std::ffi::OsStr>) -> Result<Vec<u8>, String> {
 }
 
 fn run_runtime() -> ExitCode {
+    log::init(log::Sink::Stdout);
     let address = std::env::var(env_vars::RUNTIME_API).unwrap_or_default();
     let api = match RuntimeApi::new(&address) {
         Ok(api) => api,

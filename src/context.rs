@@ -23,9 +23,8 @@ pub struct FunctionInfo {
 
 impl FunctionInfo {
     pub fn from_env() -> Self {
-        let var = |name: &str, default: &str| {
-            std::env::var(name).unwrap_or_else(|_| default.to_owned())
-        };
+        let var =
+            |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
         FunctionInfo {
             function_name: var(env_vars::FUNCTION_NAME, "lure-local"),
             function_version: var(env_vars::FUNCTION_VERSION, "$LATEST"),
@@ -150,7 +149,10 @@ mod tests {
         let now = UNIX_EPOCH + Duration::from_millis(1_700_000_000_000);
         let ctx = Context::new(
             &info(),
-            headers(&[(header::DEADLINE_MS, "1700000003000"), (header::REQUEST_ID, "r")]),
+            headers(&[
+                (header::DEADLINE_MS, "1700000003000"),
+                (header::REQUEST_ID, "r"),
+            ]),
             now,
         );
         assert!(ctx.deadline_known);

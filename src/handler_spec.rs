@@ -161,9 +161,15 @@ mod tests {
     fn script_file_form_calls_main() {
         let dir = root(&["hello.lua", "jobs/nightly.rhai"]);
         let h = resolve("hello.lua", &dir).unwrap();
-        assert_eq!((h.language, h.function.as_str(), h.form), (Language::Lua, "main", Form::ScriptFile));
+        assert_eq!(
+            (h.language, h.function.as_str(), h.form),
+            (Language::Lua, "main", Form::ScriptFile)
+        );
         let h = resolve("jobs/nightly.rhai", &dir).unwrap();
-        assert_eq!((h.language, h.script.as_str()), (Language::Rhai, "jobs/nightly.rhai"));
+        assert_eq!(
+            (h.language, h.script.as_str()),
+            (Language::Rhai, "jobs/nightly.rhai")
+        );
     }
 
     #[test]
@@ -186,13 +192,26 @@ mod tests {
     #[test]
     fn missing_file_is_an_import_error() {
         let dir = root(&["other.lua"]);
-        assert_eq!(error_type_of(resolve("app.handler", &dir)), error_type::IMPORT_MODULE_ERROR);
+        assert_eq!(
+            error_type_of(resolve("app.handler", &dir)),
+            error_type::IMPORT_MODULE_ERROR
+        );
     }
 
     #[test]
     fn malformed_names_are_rejected() {
         let dir = root(&["app.lua"]);
-        for bad in ["", "app", "/var/task/app.handler", "../app.handler", "a/../../app.handler", "app.", ".handler", "app.1x", "app.my-fn"] {
+        for bad in [
+            "",
+            "app",
+            "/var/task/app.handler",
+            "../app.handler",
+            "a/../../app.handler",
+            "app.",
+            ".handler",
+            "app.1x",
+            "app.my-fn",
+        ] {
             assert_eq!(
                 error_type_of(resolve(bad, &dir)),
                 error_type::MALFORMED_HANDLER_NAME,

@@ -74,7 +74,7 @@ pub fn handle(
     log::set_request_id(Some(&invocation.request_id));
     let outcome = engine.invoke(&invocation.body, &context);
     if let Err(diagnostic) = &outcome {
-        log::write(log::Level::Error, &format!("Invoke Error \t{}", String::from_utf8_lossy(&diagnostic.to_json())));
+        log::invoke_error(diagnostic);
     }
     log::set_request_id(None);
     outcome

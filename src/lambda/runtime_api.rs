@@ -193,7 +193,9 @@ impl RuntimeApi {
                 format!("/runtime/invocation/{request_id}/error"),
                 diagnostic.to_json(),
                 ERROR_CONTENT_TYPE,
-                diagnostic.from_runtime.then_some(diagnostic.error_type.as_str()),
+                diagnostic
+                    .from_runtime
+                    .then_some(diagnostic.error_type.as_str()),
             ),
             Post::InitError { diagnostic } => (
                 "/runtime/init/error".to_owned(),

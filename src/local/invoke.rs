@@ -25,7 +25,7 @@ pub struct InvokeOptions<'a> {
 }
 
 pub fn invoke(options: InvokeOptions<'_>) -> u8 {
-    log::set_sink(log::Sink::Stderr);
+    log::init(log::Sink::Stderr);
     let info = FunctionInfo::from_env();
     let init_started = Instant::now();
     let mut engine = match runtime::init(options.handler, options.task_root) {

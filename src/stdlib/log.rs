@@ -1,0 +1,220 @@
+//! `log`: `log.info(...)` (Lua) and `log::info(...)` (Rhai) at every Lambda level.
+//!
+//! Arguments are joined with tabs (strings as they are, tables/maps/arrays as
+//! JSON, anything else through `tostring`/`to_string`). With two or more
+//! arguments, a final table/map is a set of fields merged into JSON records. A
+//! lone table/map is the message itself, embedded as JSON.
+
+use mlua::{Function, Lua, Table, Value, Variadic};
+use rhai::{Dynamic, Module};
+
+use crate::json::{self, Writer};
+use crate::log::{self, Level, Message, Record};
+
+/// A record's parts, built by either language.
+#[derive(Default)]
+struct Parts {
+    text: String,
+    json_message: Option<Vec<u8>>,
+    fields: Option<Vec<u8>>,
+}
+
+impl Parts {
+    fn emit(&self, level: Level) {
+        let message = match &self.json_message {
+            Some(json) => Message::Json(json),
+            None => Message::Text(&self.text),
+        };
+        log::emit(&Record {
+            level,
+            message,
+            fields: self.fields.as_deref(),
+        });
+    }
+
+    fn push_separator(&mut self) {
+        if !self.text.is_empty() {
+            self.text.push('\t');
+        }
+    }
+}
+
+/// Installs the `log` global (also `require("log")`).
+pub fn register_lua(lua: &Lua) -> mlua::Result<()> {
+    let module = lua.create_table()?;
+    let tostring: Function = lua.globals().get("tostring")?;
+    for level in Level::ALL {
+        let tostring = tostring.clone();
+        let f = lua.create_function(move |lua, args: Variadic<Value>| {
+            if log::enabled(level) {
+                lua_parts(lua, &tostring, &args)?.emit(level);
+            }
+            Ok(())
+        })?;
+        module.set(level.method(), f)?;
+    }
+    lua.globals().set("log", module.clone())?;
+    let loaded: Table = lua.globals().get::<Table>("package")?.get("loaded")?;
+    loaded.set("log", module)
+}
+
+fn lua_json(lua: &Lua, value: &Value) -> Option<Vec<u8>> {
+    let mut writer = Writer::new(false);
+    json::lua::encode(lua, value, &mut writer).ok()?;
+    Some(writer.into_bytes())
+}
+
+fn lua_parts(lua: &Lua, tostring: &Function, args: &[Value]) -> mlua::Result<Parts> {
+    let mut parts = Parts::default();
+    let mut message_args = args;
+    if let [rest @ .., last @ Value::Table(_)] = args {
+        if rest.is_empty() {
+            parts.json_message = lua_json(lua, last);
+            if parts.json_message.is_some() {
+                return Ok(parts);
+            }
+        } else if let Some(fields) = lua_json(lua, last).filter(|f| f.starts_with(b"{")) {
+            parts.fields = Some(fields);
+            message_args = rest;
+        }
+    }
+    for arg in message_args {
+        parts.push_separator();
+        match arg {
+            Value::String(s) => parts.text.push_str(&s.to_string_lossy()),
+            Value::Table(_) if lua_json(lua, arg).is_some() => {
+                let json = lua_json(lua, arg).unwrap_or_default();
+                parts.text.push_str(&String::from_utf8_lossy(&json));
+            }
+            other => parts
+                .text
+                .push_str(&tostring.call::<mlua::LuaString>(other)?.to_string_lossy()),
+        }
+    }
+    Ok(parts)
+}
+
+fn rhai_json(value: &Dynamic) -> Option<Vec<u8>> {
+    let mut writer = Writer::new(false);
+    json::rhai::encode(value, &mut writer).ok()?;
+    Some(writer.into_bytes())
+}
+
+fn rhai_parts(args: &[Dynamic]) -> Parts {
+    let mut parts = Parts::default();
+    let mut message_args = args;
+    if let [rest @ .., last] = args {
+        if last.is_map() || (rest.is_empty() && last.is_array()) {
+            if rest.is_empty() {
+                parts.json_message = rhai_json(last);
+                if parts.json_message.is_some() {
+                    return parts;
+                }
+            } else if let Some(fields) = rhai_json(last) {
+                parts.fields = Some(fields);
+                message_args = rest;
+            }
+        }
+    }
+    for arg in message_args {
+        parts.push_separator();
+        if arg.is_map() || arg.is_array() {
+            if let Some(json) = rhai_json(arg) {
+                parts.text.push_str(&String::from_utf8_lossy(&json));
+                continue;
+            }
+        }
+        parts.text.push_str(&arg.to_string());
+    }
+    parts
+}
+
+/// Installs the static module `log` (`log::info("x", #{ user: 1 })`).
+/// Rhai functions have fixed arities, so each level takes one to six arguments.
+pub fn register_rhai(engine: &mut rhai::Engine) {
+    let mut module = Module::new();
+    for level in Level::ALL {
+        let emit = move |args: &[Dynamic]| {
+            if log::enabled(level) {
+                rhai_parts(args).emit(level);
+            }
+        };
+        let name = level.method();
+        module.set_native_fn(name, move |a: Dynamic| {
+            emit(&[a]);
+            Ok(())
+        });
+        module.set_native_fn(name, move |a: Dynamic, b: Dynamic| {
+            emit(&[a, b]);
+            Ok(())
+        });
+        module.set_native_fn(name, move |a: Dynamic, b: Dynamic, c: Dynamic| {
+            emit(&[a, b, c]);
+            Ok(())
+        });
+        module.set_native_fn(name, move |a: Dynamic, b: Dynamic, c: Dynamic, d: Dynamic| {
+            emit(&[a, b, c, d]);
+            Ok(())
+        });
+        module.set_native_fn(
+            name,
+            move |a: Dynamic, b: Dynamic, c: Dynamic, d: Dynamic, e: Dynamic| {
+                emit(&[a, b, c, d, e]);
+                Ok(())
+            },
+        );
+        module.set_native_fn(
+            name,
+            move |a: Dynamic, b: Dynamic, c: Dynamic, d: Dynamic, e: Dynamic, f: Dynamic| {
+                emit(&[a, b, c, d, e, f]);
+                Ok(())
+            },
+        );
+    }
+    engine.register_static_module("log", module.into());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lua_parts_of(code: &str) -> Parts {
+        let lua = Lua::new();
+        crate::stdlib::register_lua(&lua).unwrap();
+        let args: Variadic<Value> = lua.load(code).eval().unwrap();
+        let tostring: Function = lua.globals().get("tostring").unwrap();
+        lua_parts(&lua, &tostring, &args).unwrap()
+    }
+
+    fn text(parts: &Parts) -> (&str, Option<&str>, Option<&str>) {
+        (
+            parts.text.as_str(),
+            parts.json_message.as_deref().map(|j| std::str::from_utf8(j).unwrap()),
+            parts.fields.as_deref().map(|j| std::str::from_utf8(j).unwrap()),
+        )
+    }
+
+    #[test]
+    fn lua_arguments_join_with_tabs_and_a_final_table_is_fields() {
+        let p = lua_parts_of("return 'order', 42, true, nil, {id = 7}");
+        assert_eq!(text(&p), ("order\t42\ttrue\tnil", None, Some(r#"{"id":7}"#)));
+        let p = lua_parts_of("return {a = {1, 2}}");
+        assert_eq!(text(&p), ("", Some(r#"{"a":[1,2]}"#), None));
+        let p = lua_parts_of("return 'list', {1, 2}");
+        assert_eq!(text(&p), ("list\t[1,2]", None, None));
+        let p = lua_parts_of("return 1.5");
+        assert_eq!(text(&p), ("1.5", None, None));
+    }
+
+    #[test]
+    fn rhai_arguments_follow_the_same_rules() {
+        let mut map = rhai::Map::new();
+        map.insert("id".into(), Dynamic::from(7_i64));
+        let p = rhai_parts(&["order".into(), Dynamic::from(42_i64), Dynamic::from_map(map.clone())]);
+        assert_eq!(text(&p), ("order\t42", None, Some(r#"{"id":7}"#)));
+        let p = rhai_parts(&[Dynamic::from_map(map)]);
+        assert_eq!(text(&p), ("", Some(r#"{"id":7}"#), None));
+        let p = rhai_parts(&["a".into(), Dynamic::UNIT, Dynamic::from(1.5_f64)]);
+        assert_eq!(text(&p), ("a\t\t1.5", None, None));
+    }
+}
