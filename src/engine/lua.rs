@@ -1,13 +1,16 @@
 //! The Lua engine: Lua 5.4 (vendored) through mlua.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::time::Instant;
 
-use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value, Variadic};
+use mlua::{
+    Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, Variadic, VmState,
+};
 
 use crate::context::{Context, remaining_time_ms};
 use crate::diagnostic::{Diagnostic, error_type};
-use crate::engine::Engine;
+use crate::engine::{Engine, stop_time};
 use crate::handler_spec::{Form, Handler};
 use crate::json::{self, Writer};
 use crate::log;
@@ -115,6 +118,29 @@ impl LuaEngine {
         }
     }
 
+    fn arm_deadline(&self, stop: Option<Instant>) {
+        if let Some(deadline) = self.lua.app_data_ref::<Deadline>() {
+            deadline.stop.set(stop);
+            deadline.timed_out.set(false);
+        }
+    }
+
+    /// Clears the deadline; true if it had passed. Threads that were escalated to a
+    /// check per instruction go back to the cheap periodic check.
+    fn disarm_deadline(&self) -> bool {
+        let timed_out = match self.lua.app_data_ref::<Deadline>() {
+            Some(deadline) => {
+                deadline.stop.set(None);
+                deadline.timed_out.replace(false)
+            }
+            None => false,
+        };
+        if timed_out {
+            let _ = self.lua.set_global_hook(periodic_check(), deadline_hook);
+        }
+        timed_out
+    }
+
     fn context_table(&self, context: &Context) -> mlua::Result<Table> {
         let lua = &self.lua;
         let t = lua.create_table_with_capacity(0, 13)?;
@@ -163,6 +189,9 @@ impl Engine for LuaEngine {
                 format!("Could not parse the event as JSON: {e}"),
             )
         })?;
+        let stop = context
+            .deadline_known
+            .then(|| stop_time(context.deadline_ms));
         let context = self
             .context_table(context)
             .map_err(|e| Diagnostic::runtime(error_type::UNMARSHAL_ERROR, e.to_string()))?;
@@ -170,7 +199,22 @@ impl Engine for LuaEngine {
         args.push_back(event);
         args.push_back(Value::Table(context));
         let handler = self.handler.clone();
-        let results = self.call_protected(&handler, args)?;
+        let started = Instant::now();
+        self.arm_deadline(stop);
+        let results = self.call_protected(&handler, args);
+        let timed_out = self.disarm_deadline();
+        if timed_out {
+            // Whatever the script did with the stop (caught it, raised another
+            // error), the invocation is over: the deadline is what happened.
+            return Err(Diagnostic::runtime(
+                error_type::TIMEOUT,
+                format!(
+                    "Task timed out after {:.2} seconds",
+                    started.elapsed().as_secs_f64()
+                ),
+            ));
+        }
+        let results = results?;
         let result = results.into_iter().next().unwrap_or(Value::Nil);
         let mut writer = Writer::new(false);
         json::lua::encode(&self.lua, &result, &mut writer).map_err(|e| {
@@ -181,6 +225,44 @@ impl Engine for LuaEngine {
         })?;
         Ok(writer.into_bytes())
     }
+}
+
+/// How many VM instructions run between two looks at the clock.
+const INSTRUCTIONS_PER_CHECK: u32 = 1000;
+
+fn periodic_check() -> HookTriggers {
+    HookTriggers::new().every_nth_instruction(INSTRUCTIONS_PER_CHECK)
+}
+
+/// The current invocation's stop time, shared with the instruction hook.
+#[derive(Default)]
+struct Deadline {
+    stop: Cell<Option<Instant>>,
+    timed_out: Cell<bool>,
+}
+
+/// The instruction hook: once the stop time has passed it raises an error and
+/// switches the running thread to a check on every instruction, so the error is
+/// raised again right after any `pcall` that caught it, until it reaches lure.
+/// Set as a global hook so coroutines inherit it.
+fn deadline_hook(lua: &Lua, _: &mlua::debug::Debug) -> mlua::Result<VmState> {
+    let passed = match lua.app_data_ref::<Deadline>() {
+        Some(d) => match d.stop.get() {
+            Some(stop) if d.timed_out.get() || Instant::now() >= stop => {
+                d.timed_out.set(true);
+                true
+            }
+            _ => false,
+        },
+        None => false,
+    };
+    if !passed {
+        return Ok(VmState::Continue);
+    }
+    lua.set_global_hook(HookTriggers::new().every_nth_instruction(1), deadline_hook)?;
+    Err(mlua::Error::runtime(
+        "Runtime.Timeout: the invocation's deadline has passed",
+    ))
 }
 
 /// A Lua state with the safe standard libraries, lure's stdlib, `print` going to
@@ -229,6 +311,8 @@ fn new_state(handler: &Handler) -> mlua::Result<Lua> {
     )?;
 
     stdlib::register_lua(&lua)?;
+    lua.set_app_data(Deadline::default());
+    lua.set_global_hook(periodic_check(), deadline_hook)?;
     Ok(lua)
 }
 

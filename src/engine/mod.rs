@@ -4,7 +4,9 @@
 pub mod lua;
 pub mod rhai;
 
-use crate::context::Context;
+use std::time::{Duration, Instant};
+
+use crate::context::{Context, remaining_time_ms};
 use crate::diagnostic::Diagnostic;
 use crate::handler_spec::{Handler, Language};
 
@@ -13,6 +15,17 @@ pub trait Engine {
     /// Runs the handler for one invocation. `event` is the invocation body as
     /// received; the result is the JSON body to POST as the response.
     fn invoke(&mut self, event: &[u8], context: &Context) -> Result<Vec<u8>, Diagnostic>;
+}
+
+/// How long before Lambda's deadline a script is stopped, so that the
+/// `Runtime.Timeout` answer reaches the Runtime API in time.
+pub const DEADLINE_MARGIN: Duration = Duration::from_millis(50);
+
+/// The instant at which to stop a script whose deadline is `deadline_ms`
+/// (ms since the epoch).
+pub fn stop_time(deadline_ms: u64) -> Instant {
+    let left = Duration::from_millis(remaining_time_ms(deadline_ms));
+    Instant::now() + left.saturating_sub(DEADLINE_MARGIN)
 }
 
 /// Init: loads and compiles the handler's script and runs its top-level code once.
