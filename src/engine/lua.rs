@@ -10,7 +10,7 @@ use mlua::{
 
 use crate::context::{Context, remaining_time_ms};
 use crate::diagnostic::{Diagnostic, error_type};
-use crate::engine::{Engine, stop_time};
+use crate::engine::{Engine, script_memory_limit, stop_time};
 use crate::handler_spec::{Form, Handler};
 use crate::json::{self, Writer};
 use crate::log;
@@ -27,6 +27,8 @@ pub struct LuaEngine {
     traceback: Rc<RefCell<Vec<String>>>,
     /// `context:get_remaining_time_in_millis()`, shared by every context table.
     remaining_time: Function,
+    /// Bytes the Lua state may use.
+    memory_limit: usize,
 }
 
 impl LuaEngine {
@@ -38,6 +40,9 @@ impl LuaEngine {
             )
         })?;
         let lua = new_state(handler).map_err(|e| internal_init_error(&e))?;
+        let memory_limit = script_memory_limit();
+        lua.set_memory_limit(memory_limit)
+            .map_err(|e| internal_init_error(&e))?;
 
         let traceback = Rc::new(RefCell::new(Vec::new()));
         let message_handler = {
@@ -81,6 +86,7 @@ impl LuaEngine {
             message_handler,
             traceback,
             remaining_time,
+            memory_limit,
         };
         // Top-level code runs once, here; its errors are import errors.
         let returned = engine
@@ -116,6 +122,20 @@ impl LuaEngine {
                 Err(error_to_diagnostic(&self.lua, error, stack))
             }
         }
+    }
+
+    /// The answer for a script that hit the memory limit; collects the garbage
+    /// it left so the next invocation starts with the memory it had before.
+    fn out_of_memory(&self, detail: &str) -> Diagnostic {
+        let _ = self.lua.gc_collect();
+        let _ = self.lua.gc_collect();
+        Diagnostic::runtime(
+            error_type::OUT_OF_MEMORY,
+            format!(
+                "The Lua state exceeded its memory limit of {} MB ({detail})",
+                self.memory_limit >> 20
+            ),
+        )
     }
 
     fn arm_deadline(&self, stop: Option<Instant>) {
@@ -183,11 +203,12 @@ impl LuaEngine {
 
 impl Engine for LuaEngine {
     fn invoke(&mut self, event: &[u8], context: &Context) -> Result<Vec<u8>, Diagnostic> {
-        let event = json::lua::decode(&self.lua, event).map_err(|e| {
-            Diagnostic::runtime(
+        let event = json::lua::decode(&self.lua, event).map_err(|e| match e {
+            json::lua::DecodeError::Lua(e) => self.out_of_memory(&e.to_string()),
+            json::lua::DecodeError::Json(e) => Diagnostic::runtime(
                 error_type::UNMARSHAL_ERROR,
                 format!("Could not parse the event as JSON: {e}"),
-            )
+            ),
         })?;
         let stop = context
             .deadline_known
@@ -214,7 +235,13 @@ impl Engine for LuaEngine {
                 ),
             ));
         }
-        let results = results?;
+        let results = results.map_err(|d| {
+            if d.error_type == error_type::OUT_OF_MEMORY {
+                self.out_of_memory(&d.error_message)
+            } else {
+                d
+            }
+        })?;
         let result = results.into_iter().next().unwrap_or(Value::Nil);
         let mut writer = Writer::new(false);
         json::lua::encode(&self.lua, &result, &mut writer).map_err(|e| {
@@ -389,6 +416,10 @@ fn capture_traceback(lua: &Lua) -> Vec<String> {
 /// Maps an error value raised by a script to the Lambda error shape (SPEC §5).
 fn error_to_diagnostic(lua: &Lua, error: Value, stack_trace: Vec<String>) -> Diagnostic {
     match error {
+        // Lua raises exactly this string (no position) when an allocation fails.
+        Value::String(s) if s.as_bytes().as_ref() == b"not enough memory" => {
+            Diagnostic::runtime(error_type::OUT_OF_MEMORY, "not enough memory")
+        }
         Value::String(s) => {
             Diagnostic::script(error_type::SCRIPT_ERROR, s.to_string_lossy(), stack_trace)
         }
@@ -434,10 +465,9 @@ fn rust_error_to_diagnostic(error: &mlua::Error, stack_trace: Vec<String>) -> Di
     match error {
         mlua::Error::CallbackError { cause, .. } => rust_error_to_diagnostic(cause, stack_trace),
         mlua::Error::WithContext { cause, .. } => rust_error_to_diagnostic(cause, stack_trace),
-        mlua::Error::MemoryError(message) => Diagnostic::runtime(
-            error_type::OUT_OF_MEMORY,
-            format!("Lua ran out of memory: {message}"),
-        ),
+        mlua::Error::MemoryError(message) => {
+            Diagnostic::runtime(error_type::OUT_OF_MEMORY, message.clone())
+        }
         mlua::Error::RuntimeError(message) => {
             Diagnostic::script(error_type::SCRIPT_ERROR, message.clone(), stack_trace)
         }

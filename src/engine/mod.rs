@@ -6,7 +6,7 @@ pub mod rhai;
 
 use std::time::{Duration, Instant};
 
-use crate::context::{Context, remaining_time_ms};
+use crate::context::{Context, FunctionInfo, remaining_time_ms};
 use crate::diagnostic::Diagnostic;
 use crate::handler_spec::{Handler, Language};
 
@@ -26,6 +26,23 @@ pub const DEADLINE_MARGIN: Duration = Duration::from_millis(50);
 pub fn stop_time(deadline_ms: u64) -> Instant {
     let left = Duration::from_millis(remaining_time_ms(deadline_ms));
     Instant::now() + left.saturating_sub(DEADLINE_MARGIN)
+}
+
+/// Memory kept for lure itself (executable, event and response buffers, JSON
+/// copies) out of the function's memory size; scripts get the rest.
+pub const RUNTIME_HEADROOM_MB: u64 = 24;
+
+/// The smallest limit a script gets, whatever the configured memory size.
+const MIN_SCRIPT_MEMORY_MB: u64 = 32;
+
+/// Bytes a script's state may use: `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` (128 MB when
+/// unset, Lambda's minimum) minus [`RUNTIME_HEADROOM_MB`].
+pub fn script_memory_limit() -> usize {
+    let memory_mb = FunctionInfo::from_env().memory_limit_in_mb;
+    let script_mb = memory_mb
+        .saturating_sub(RUNTIME_HEADROOM_MB)
+        .max(MIN_SCRIPT_MEMORY_MB);
+    (script_mb as usize) << 20
 }
 
 /// Init: loads and compiles the handler's script and runs its top-level code once.

@@ -1,5 +1,6 @@
 //! JSON ↔ Lua values (SPEC §4).
 
+use std::cell::RefCell;
 use std::ffi::c_void;
 use std::fmt;
 
@@ -46,18 +47,42 @@ fn with_sentinels<R>(lua: &Lua, f: impl FnOnce(&Sentinels) -> R) -> R {
     f(&sentinels)
 }
 
+/// Why decoding failed: the text, or the Lua state (out of memory).
+#[derive(Debug)]
+pub enum DecodeError {
+    Json(serde_json::Error),
+    Lua(mlua::Error),
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Json(e) => e.fmt(f),
+            DecodeError::Lua(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
 /// Decodes JSON text into a Lua value: objects → tables, arrays → tables carrying
 /// `json.array_mt`, `null` → `json.null`, integers → integers, others → floats.
-pub fn decode(lua: &Lua, bytes: &[u8]) -> Result<Value, serde_json::Error> {
-    with_sentinels(lua, |s| {
+pub fn decode(lua: &Lua, bytes: &[u8]) -> Result<Value, DecodeError> {
+    let lua_failure = RefCell::new(None);
+    let result = with_sentinels(lua, |s| {
         decode_with(
             bytes,
             LuaSeed {
                 lua,
                 array_mt: &s.array_mt,
+                lua_failure: &lua_failure,
                 depth: 0,
             },
         )
+    });
+    result.map_err(|e| match lua_failure.into_inner() {
+        Some(lua_error) => DecodeError::Lua(lua_error),
+        None => DecodeError::Json(e),
     })
 }
 
@@ -65,6 +90,8 @@ pub fn decode(lua: &Lua, bytes: &[u8]) -> Result<Value, serde_json::Error> {
 struct LuaSeed<'a> {
     lua: &'a Lua,
     array_mt: &'a Table,
+    /// The Lua error that stopped decoding, kept whole for the caller.
+    lua_failure: &'a RefCell<Option<mlua::Error>>,
     /// Containers enclosing the value being decoded.
     depth: usize,
 }
@@ -86,8 +113,12 @@ impl<'de> DeserializeSeed<'de> for LuaSeed<'_> {
     }
 }
 
-fn lua_err<E: de::Error>(e: mlua::Error) -> E {
-    E::custom(e)
+impl LuaSeed<'_> {
+    fn fail<E: de::Error>(&self, e: mlua::Error) -> E {
+        let error = E::custom(&e);
+        *self.lua_failure.borrow_mut() = Some(e);
+        error
+    }
 }
 
 impl<'de> Visitor<'de> for LuaSeed<'_> {
@@ -124,7 +155,7 @@ impl<'de> Visitor<'de> for LuaSeed<'_> {
         self.lua
             .create_string(s)
             .map(Value::String)
-            .map_err(lua_err)
+            .map_err(|e| self.fail(e))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
@@ -134,13 +165,13 @@ impl<'de> Visitor<'de> for LuaSeed<'_> {
         let table = self
             .lua
             .create_table_with_capacity(seq.size_hint().unwrap_or(0), 0)
-            .map_err(lua_err)?;
+            .map_err(|e| self.fail(e))?;
         table
             .set_metatable(Some(self.array_mt.clone()))
-            .map_err(lua_err)?;
+            .map_err(|e| self.fail(e))?;
         let mut index = 1;
         while let Some(item) = seq.next_element_seed(self.nested())? {
-            table.raw_set(index, item).map_err(lua_err)?;
+            table.raw_set(index, item).map_err(|e| self.fail(e))?;
             index += 1;
         }
         Ok(Value::Table(table))
@@ -150,17 +181,17 @@ impl<'de> Visitor<'de> for LuaSeed<'_> {
         if self.depth >= MAX_DEPTH {
             return Err(too_deep());
         }
-        let table = self.lua.create_table().map_err(lua_err)?;
-        while let Some(key) = map.next_key_seed(KeySeed(self.lua))? {
+        let table = self.lua.create_table().map_err(|e| self.fail(e))?;
+        while let Some(key) = map.next_key_seed(KeySeed(self))? {
             let value = map.next_value_seed(self.nested())?;
-            table.raw_set(key, value).map_err(lua_err)?;
+            table.raw_set(key, value).map_err(|e| self.fail(e))?;
         }
         Ok(Value::Table(table))
     }
 }
 
 /// Object keys go straight to Lua strings, without an owned Rust copy.
-struct KeySeed<'a>(&'a Lua);
+struct KeySeed<'a>(LuaSeed<'a>);
 
 impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
     type Value = mlua::LuaString;
@@ -178,7 +209,7 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
     }
 
     fn visit_str<E: de::Error>(self, s: &str) -> Result<mlua::LuaString, E> {
-        self.0.create_string(s).map_err(lua_err)
+        self.0.lua.create_string(s).map_err(|e| self.0.fail(e))
     }
 }
 

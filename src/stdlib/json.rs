@@ -31,8 +31,13 @@ pub fn register_lua(lua: &Lua) -> mlua::Result<()> {
     module.set(
         "decode",
         lua.create_function(|lua, text: mlua::LuaString| {
-            json::lua::decode(lua, &text.as_bytes())
-                .map_err(|e| mlua::Error::runtime(format!("json.decode: {e}")))
+            json::lua::decode(lua, &text.as_bytes()).map_err(|e| match e {
+                // Out of memory stays a memory error, whoever catches it.
+                json::lua::DecodeError::Lua(lua_error) => lua_error,
+                json::lua::DecodeError::Json(e) => {
+                    mlua::Error::runtime(format!("json.decode: {e}"))
+                }
+            })
         })?,
     )?;
     lua.set_app_data(sentinels);
