@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::env_vars;
-use crate::log;
 use crate::lambda::runtime::{self, Exit};
 use crate::lambda::runtime_api::RuntimeApi;
 use crate::local::invoke::{self, InvokeOptions, exit_code};
+use crate::log;
 
 const HELP: &str = "\
 lure — AWS Lambda runtime for Lua and Rhai handlers

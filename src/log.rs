@@ -240,7 +240,10 @@ pub fn emit(record: &Record<'_>) {
                 Format::Json => FRAME_JSON,
             } | record.level.frame_mask();
             let len = (buf.len() - 16) as u32;
-            let micros = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_micros() as u64;
+            let micros = now
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_micros() as u64;
             buf[0..4].copy_from_slice(&kind.to_be_bytes());
             buf[4..8].copy_from_slice(&len.to_be_bytes());
             buf[8..16].copy_from_slice(&micros.to_be_bytes());

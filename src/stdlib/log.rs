@@ -152,10 +152,13 @@ pub fn register_rhai(engine: &mut rhai::Engine) {
             emit(&[a, b, c]);
             Ok(())
         });
-        module.set_native_fn(name, move |a: Dynamic, b: Dynamic, c: Dynamic, d: Dynamic| {
-            emit(&[a, b, c, d]);
-            Ok(())
-        });
+        module.set_native_fn(
+            name,
+            move |a: Dynamic, b: Dynamic, c: Dynamic, d: Dynamic| {
+                emit(&[a, b, c, d]);
+                Ok(())
+            },
+        );
         module.set_native_fn(
             name,
             move |a: Dynamic, b: Dynamic, c: Dynamic, d: Dynamic, e: Dynamic| {
@@ -189,15 +192,24 @@ mod tests {
     fn text(parts: &Parts) -> (&str, Option<&str>, Option<&str>) {
         (
             parts.text.as_str(),
-            parts.json_message.as_deref().map(|j| std::str::from_utf8(j).unwrap()),
-            parts.fields.as_deref().map(|j| std::str::from_utf8(j).unwrap()),
+            parts
+                .json_message
+                .as_deref()
+                .map(|j| std::str::from_utf8(j).unwrap()),
+            parts
+                .fields
+                .as_deref()
+                .map(|j| std::str::from_utf8(j).unwrap()),
         )
     }
 
     #[test]
     fn lua_arguments_join_with_tabs_and_a_final_table_is_fields() {
         let p = lua_parts_of("return 'order', 42, true, nil, {id = 7}");
-        assert_eq!(text(&p), ("order\t42\ttrue\tnil", None, Some(r#"{"id":7}"#)));
+        assert_eq!(
+            text(&p),
+            ("order\t42\ttrue\tnil", None, Some(r#"{"id":7}"#))
+        );
         let p = lua_parts_of("return {a = {1, 2}}");
         assert_eq!(text(&p), ("", Some(r#"{"a":[1,2]}"#), None));
         let p = lua_parts_of("return 'list', {1, 2}");
@@ -210,7 +222,11 @@ mod tests {
     fn rhai_arguments_follow_the_same_rules() {
         let mut map = rhai::Map::new();
         map.insert("id".into(), Dynamic::from(7_i64));
-        let p = rhai_parts(&["order".into(), Dynamic::from(42_i64), Dynamic::from_map(map.clone())]);
+        let p = rhai_parts(&[
+            "order".into(),
+            Dynamic::from(42_i64),
+            Dynamic::from_map(map.clone()),
+        ]);
         assert_eq!(text(&p), ("order\t42", None, Some(r#"{"id":7}"#)));
         let p = rhai_parts(&[Dynamic::from_map(map)]);
         assert_eq!(text(&p), ("", Some(r#"{"id":7}"#), None));
