@@ -13,6 +13,8 @@ pub mod error_type {
     pub const RESPONSE_SIZE_TOO_LARGE: &str = "Function.ResponseSizeTooLarge";
     pub const TIMEOUT: &str = "Runtime.Timeout";
     pub const OUT_OF_MEMORY: &str = "Runtime.OutOfMemory";
+    /// A fault inside lure itself (a caught panic), answered instead of crashing.
+    pub const INTERNAL_ERROR: &str = "Runtime.InternalError";
     /// Errors raised by a script without a type of its own (as Node's `Error`).
     pub const SCRIPT_ERROR: &str = "Error";
 }

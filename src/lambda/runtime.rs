@@ -1,10 +1,11 @@
 //! The runtime loop: `/next` → engine → `/response` or `/error`, forever.
 
+use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 use std::time::SystemTime;
 
 use crate::context::{Context, FunctionInfo};
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, error_type};
 use crate::engine::{self, Engine};
 use crate::env_vars;
 use crate::handler_spec;
@@ -72,7 +73,21 @@ pub fn handle(
     let context = Context::new(info, invocation.headers.clone(), SystemTime::now());
     set_trace_id(context.trace_id());
     log::set_request_id(Some(&invocation.request_id));
-    let outcome = engine.invoke(&invocation.body, &context);
+    // A bug in lure must cost one invocation, not the warm environment.
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+        engine.invoke(&invocation.body, &context)
+    }))
+    .unwrap_or_else(|payload| {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        Err(Diagnostic::runtime(
+            error_type::INTERNAL_ERROR,
+            format!("lure failed while running the handler: {what}"),
+        ))
+    });
     if let Err(diagnostic) = &outcome {
         log::invoke_error(diagnostic);
     }
