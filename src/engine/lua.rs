@@ -13,6 +13,7 @@ use crate::diagnostic::{Diagnostic, error_type};
 use crate::engine::{Engine, script_memory_limit, stop_time};
 use crate::handler_spec::{Form, Handler};
 use crate::json::{self, Writer};
+use crate::lambda::runtime_api::{MAX_RESPONSE_BYTES, response_too_large};
 use crate::log;
 use crate::stdlib;
 
@@ -243,14 +244,16 @@ impl Engine for LuaEngine {
             }
         })?;
         let result = results.into_iter().next().unwrap_or(Value::Nil);
-        let mut writer = Writer::new(false);
+        // Past Lambda's limit the writer only counts: an oversize result is
+        // measured without being copied.
+        let mut writer = Writer::with_limit(false, MAX_RESPONSE_BYTES);
         json::lua::encode(&self.lua, &result, &mut writer).map_err(|e| {
             Diagnostic::runtime(
                 error_type::MARSHAL_ERROR,
                 format!("Unable to marshal response: {e}"),
             )
         })?;
-        Ok(writer.into_bytes())
+        writer.finish().map_err(response_too_large)
     }
 }
 

@@ -108,43 +108,67 @@ fn is_identifier(key: &str) -> bool {
 }
 
 /// Writes JSON text, compact or indented by two spaces as `JSON.stringify(v, null, 2)`.
+///
+/// A writer may have a size limit: past it, bytes are only counted, not stored,
+/// so an oversize response is measured exactly without being held in memory.
 pub struct Writer {
     out: Vec<u8>,
     pretty: bool,
     level: usize,
+    limit: usize,
+    /// Bytes produced beyond `limit` (not stored).
+    overflow: usize,
 }
 
 impl Writer {
     pub fn new(pretty: bool) -> Self {
-        Self::with_buffer(Vec::new(), pretty)
+        Self::with_limit(pretty, usize::MAX)
     }
 
-    /// Writes into `out` (cleared first), so a caller can reuse its allocation.
-    pub fn with_buffer(mut out: Vec<u8>, pretty: bool) -> Self {
-        out.clear();
+    /// A writer that stores at most `limit` bytes; see [`Writer::finish`].
+    pub fn with_limit(pretty: bool, limit: usize) -> Self {
         Writer {
-            out,
+            out: Vec::new(),
             pretty,
             level: 0,
+            limit,
+            overflow: 0,
         }
     }
 
+    /// The text; only for writers without a limit.
     pub fn into_bytes(self) -> Vec<u8> {
+        debug_assert_eq!(self.overflow, 0, "into_bytes on a writer that overflowed");
         self.out
+    }
+
+    /// The text, or its full length when it went over the limit.
+    pub fn finish(self) -> Result<Vec<u8>, usize> {
+        if self.overflow == 0 {
+            Ok(self.out)
+        } else {
+            Err(self.out.len() + self.overflow)
+        }
+    }
+
+    fn put(&mut self, bytes: &[u8]) {
+        if self.overflow == 0 && self.limit - self.out.len() >= bytes.len() {
+            self.out.extend_from_slice(bytes);
+        } else {
+            self.overflow += bytes.len();
+        }
     }
 
     pub fn null(&mut self) {
-        self.out.extend_from_slice(b"null");
+        self.put(b"null");
     }
 
     pub fn bool(&mut self, b: bool) {
-        self.out
-            .extend_from_slice(if b { b"true" } else { b"false" });
+        self.put(if b { b"true" } else { b"false" });
     }
 
     pub fn int(&mut self, i: i64) {
-        self.out
-            .extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
+        self.put(itoa::Buffer::new().format(i).as_bytes());
     }
 
     /// Floats as JavaScript prints them: whole numbers without `.0`.
@@ -157,27 +181,34 @@ impl Writer {
         }
         if f == 0.0 {
             // -0 prints as 0, as in JavaScript.
-            self.out.push(b'0');
+            self.put(b"0");
         } else {
-            self.out
-                .extend_from_slice(ryu_js::Buffer::new().format_finite(f).as_bytes());
+            self.put(ryu_js::Buffer::new().format_finite(f).as_bytes());
         }
         Ok(())
     }
 
     pub fn string(&mut self, s: &str) {
-        write_json_string(&mut self.out, s);
+        // An escaped string is at most 6 bytes per input byte, plus quotes.
+        let worst_case = s.len().saturating_mul(6).saturating_add(2);
+        if self.overflow == 0 && self.limit - self.out.len() >= worst_case {
+            write_json_string(&mut self.out, s);
+        } else {
+            let mut escaped = Vec::new();
+            write_json_string(&mut escaped, s);
+            self.put(&escaped);
+        }
     }
 
     pub fn begin_array(&mut self) {
-        self.out.push(b'[');
+        self.put(b"[");
         self.level += 1;
     }
 
     /// Call before each array element; `first` for the first one.
     pub fn element(&mut self, first: bool) {
         if !first {
-            self.out.push(b',');
+            self.put(b",");
         }
         self.newline();
     }
@@ -187,11 +218,11 @@ impl Writer {
         if !empty {
             self.newline();
         }
-        self.out.push(b']');
+        self.put(b"]");
     }
 
     pub fn begin_object(&mut self) {
-        self.out.push(b'{');
+        self.put(b"{");
         self.level += 1;
     }
 
@@ -199,8 +230,7 @@ impl Writer {
     pub fn member(&mut self, first: bool, key: &str) {
         self.element(first);
         self.string(key);
-        self.out
-            .extend_from_slice(if self.pretty { b": " } else { b":" });
+        self.put(if self.pretty { b": " } else { b":" });
     }
 
     pub fn end_object(&mut self, empty: bool) {
@@ -208,13 +238,15 @@ impl Writer {
         if !empty {
             self.newline();
         }
-        self.out.push(b'}');
+        self.put(b"}");
     }
 
     fn newline(&mut self) {
         if self.pretty {
-            self.out.push(b'\n');
-            self.out.resize(self.out.len() + 2 * self.level, b' ');
+            self.put(b"\n");
+            for _ in 0..self.level {
+                self.put(b"  ");
+            }
         }
     }
 }
@@ -273,7 +305,7 @@ mod tests {
         let mut w = Writer::new(false);
         for f in [3.0, 0.5, -0.0, 1e21, 1e-7, 123456789012.0] {
             w.float(f).unwrap();
-            w.out.push(b' ');
+            w.put(b" ");
         }
         assert_eq!(
             String::from_utf8(w.into_bytes()).unwrap(),
@@ -291,6 +323,26 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "\"a\\\"b\\\\c\\n\\u0001é☃\""
         );
+    }
+
+    #[test]
+    fn a_limited_writer_counts_what_it_does_not_store() {
+        let mut w = Writer::with_limit(false, 9);
+        w.begin_array();
+        w.element(true);
+        w.string("abc\n");
+        w.end_array(false);
+        assert_eq!(w.finish(), Ok(b"[\"abc\\n\"]".to_vec()));
+
+        let mut w = Writer::with_limit(false, 8);
+        w.begin_array();
+        for i in 0..5 {
+            w.element(i == 0);
+            w.string("long string");
+        }
+        w.end_array(false);
+        let full = 2 + 5 * 13 + 4;
+        assert_eq!(w.finish(), Err(full));
     }
 
     #[test]

@@ -276,7 +276,8 @@ pub fn check_response_size(len: usize) -> Result<(), Diagnostic> {
     }
 }
 
-fn response_too_large(len: usize) -> Diagnostic {
+/// The error answer for a response body of `len` bytes, over Lambda's limit.
+pub fn response_too_large(len: usize) -> Diagnostic {
     Diagnostic::runtime(
         error_type::RESPONSE_SIZE_TOO_LARGE,
         format!(
