@@ -33,7 +33,22 @@ impl std::fmt::Display for Exit {
 /// Init: resolves the handler and loads its script (top-level code runs here).
 pub fn init(handler: &str, task_root: &Path) -> Result<Box<dyn Engine>, Diagnostic> {
     let handler = handler_spec::resolve(handler, task_root)?;
-    engine::load(&handler)
+    guard_panics(|| engine::load(&handler))
+}
+
+/// Runs `f`, turning a panic inside lure into a `Runtime.InternalError` answer.
+fn guard_panics<T>(f: impl FnOnce() -> Result<T, Diagnostic>) -> Result<T, Diagnostic> {
+    panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        Err(Diagnostic::runtime(
+            error_type::INTERNAL_ERROR,
+            format!("internal error in lure: {what}"),
+        ))
+    })
 }
 
 /// Runs the runtime loop until the Runtime API fails; never returns on success.
@@ -74,20 +89,7 @@ pub fn handle(
     set_trace_id(context.trace_id());
     log::set_request_id(Some(&invocation.request_id));
     // A bug in lure must cost one invocation, not the warm environment.
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-        engine.invoke(&invocation.body, &context)
-    }))
-    .unwrap_or_else(|payload| {
-        let what = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".to_owned());
-        Err(Diagnostic::runtime(
-            error_type::INTERNAL_ERROR,
-            format!("lure failed while running the handler: {what}"),
-        ))
-    });
+    let outcome = guard_panics(|| engine.invoke(&invocation.body, &context));
     if let Err(diagnostic) = &outcome {
         log::invoke_error(diagnostic);
     }
