@@ -55,6 +55,22 @@ impl Diagnostic {
         }
     }
 
+    /// The event could not be turned into script values.
+    pub fn unmarshal(reason: impl std::fmt::Display) -> Self {
+        Self::runtime(
+            error_type::UNMARSHAL_ERROR,
+            format!("Unable to unmarshal input: {reason}"),
+        )
+    }
+
+    /// The handler's result could not be turned into JSON.
+    pub fn marshal(reason: impl std::fmt::Display) -> Self {
+        Self::runtime(
+            error_type::MARSHAL_ERROR,
+            format!("Unable to marshal response: {reason}"),
+        )
+    }
+
     /// The error body as Lambda expects it.
     pub fn to_json(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64 + self.error_message.len());

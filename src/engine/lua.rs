@@ -206,10 +206,7 @@ impl Engine for LuaEngine {
     fn invoke(&mut self, event: &[u8], context: &Context) -> Result<Vec<u8>, Diagnostic> {
         let event = json::lua::decode(&self.lua, event).map_err(|e| match e {
             json::lua::DecodeError::Lua(e) => self.out_of_memory(&e.to_string()),
-            json::lua::DecodeError::Json(e) => Diagnostic::runtime(
-                error_type::UNMARSHAL_ERROR,
-                format!("Could not parse the event as JSON: {e}"),
-            ),
+            json::lua::DecodeError::Json(e) => Diagnostic::unmarshal(e),
         })?;
         let stop = context
             .deadline_known
@@ -247,12 +244,7 @@ impl Engine for LuaEngine {
         // Past Lambda's limit the writer only counts: an oversize result is
         // measured without being copied.
         let mut writer = Writer::with_limit(false, MAX_RESPONSE_BYTES);
-        json::lua::encode(&self.lua, &result, &mut writer).map_err(|e| {
-            Diagnostic::runtime(
-                error_type::MARSHAL_ERROR,
-                format!("Unable to marshal response: {e}"),
-            )
-        })?;
+        json::lua::encode(&self.lua, &result, &mut writer).map_err(Diagnostic::marshal)?;
         writer.finish().map_err(response_too_large)
     }
 }
@@ -309,15 +301,14 @@ fn new_state(handler: &Handler) -> mlua::Result<Lua> {
     )?;
     package.set("cpath", "")?;
 
-    let os: Table = globals.get("os")?;
-    os.set(
-        "exit",
-        lua.create_function(|_, _: MultiValue| -> mlua::Result<()> {
-            Err(mlua::Error::runtime(
-                "os.exit is not available in lure: return from the handler (or raise an error) instead",
-            ))
-        })?,
-    )?;
+    // Raised at the caller's line, like any script error.
+    lua.load(
+        r#"os.exit = function()
+          error("os.exit is not available in lure: return from the handler (or raise an error) instead", 2)
+        end"#,
+    )
+    .set_name("=lure")
+    .exec()?;
 
     let tostring: Function = globals.get("tostring")?;
     globals.set(
@@ -384,7 +375,7 @@ fn find_handler(
         other => Err(Diagnostic::runtime(
             error_type::HANDLER_NOT_FOUND,
             format!(
-                "{}.{name} is not a function (it is a {})",
+                "{}.{name} is not a function (it is of type {})",
                 handler.script.trim_end_matches(".lua"),
                 other.type_name()
             ),

@@ -13,33 +13,49 @@ fn pretty_requested_lua(options: Option<Table>) -> mlua::Result<bool> {
 }
 
 /// Installs the `json` global (also `require("json")`).
+///
+/// Like cjson's, its errors are plain strings a `pcall` can print or return; the
+/// Rust halves report failures as a second result and a Lua wrapper raises them
+/// at the caller's line. Out of memory stays a memory error.
 pub fn register_lua(lua: &Lua) -> mlua::Result<()> {
     let sentinels = json::lua::Sentinels::create(lua)?;
-    let module = lua.create_table()?;
+    let encode = lua.create_function(|lua, (value, options): (Value, Option<Table>)| {
+        let mut writer = Writer::new(pretty_requested_lua(options)?);
+        Ok(match json::lua::encode(lua, &value, &mut writer) {
+            Ok(()) => (Some(lua.create_string(writer.into_bytes())?), None),
+            Err(e) => (None, Some(format!("json.encode: {e}"))),
+        })
+    })?;
+    let decode = lua.create_function(|lua, text: mlua::LuaString| {
+        Ok(match json::lua::decode(lua, &text.as_bytes()) {
+            Ok(value) => (value, None),
+            Err(json::lua::DecodeError::Lua(memory)) => return Err(memory),
+            Err(json::lua::DecodeError::Json(e)) => (Value::Nil, Some(format!("json.decode: {e}"))),
+        })
+    })?;
+    let module: Table = lua
+        .load(
+            r#"
+            local encode, decode, error = ...
+            return {
+              encode = function(value, options)
+                local text, err = encode(value, options)
+                if err then error(err, 2) end
+                return text
+              end,
+              decode = function(text)
+                local value, err = decode(text)
+                if err then error(err, 2) end
+                return value
+              end,
+            }
+            "#,
+        )
+        .set_name("=json")
+        .call((encode, decode, lua.globals().get::<Value>("error")?))?;
     module.set("null", json::lua::null())?;
     module.set("array_mt", sentinels.array_mt.clone())?;
     module.set("empty_array", sentinels.empty_array())?;
-    module.set(
-        "encode",
-        lua.create_function(|lua, (value, options): (Value, Option<Table>)| {
-            let mut writer = Writer::new(pretty_requested_lua(options)?);
-            json::lua::encode(lua, &value, &mut writer)
-                .map_err(|e| mlua::Error::runtime(format!("json.encode: {e}")))?;
-            lua.create_string(writer.into_bytes())
-        })?,
-    )?;
-    module.set(
-        "decode",
-        lua.create_function(|lua, text: mlua::LuaString| {
-            json::lua::decode(lua, &text.as_bytes()).map_err(|e| match e {
-                // Out of memory stays a memory error, whoever catches it.
-                json::lua::DecodeError::Lua(lua_error) => lua_error,
-                json::lua::DecodeError::Json(e) => {
-                    mlua::Error::runtime(format!("json.decode: {e}"))
-                }
-            })
-        })?,
-    )?;
     lua.set_app_data(sentinels);
     lua.globals().set("json", module.clone())?;
     let loaded: Table = lua.globals().get::<Table>("package")?.get("loaded")?;
@@ -54,10 +70,10 @@ fn encode_rhai(value: &Dynamic, pretty: bool) -> Result<String, Box<EvalAltResul
     Ok(String::from_utf8(writer.into_bytes()).expect("JSON writer emits UTF-8"))
 }
 
-/// Installs the static module `json` (`json::encode(x)`, `json::null`, ...).
+/// Installs the static module `json` (`json::encode(x)`, `json::empty_array`, ...).
+/// `null` is a reserved word in Rhai: JSON's null is `()`.
 pub fn register_rhai(engine: &mut rhai::Engine) {
     let mut module = Module::new();
-    module.set_var("null", ());
     module.set_var("empty_array", rhai::Array::new());
     module.set_native_fn("encode", |value: Dynamic| encode_rhai(&value, false));
     module.set_native_fn("encode", |value: Dynamic, options: Map| {

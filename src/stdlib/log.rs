@@ -129,7 +129,7 @@ fn rhai_parts(args: &[Dynamic]) -> Parts {
     parts
 }
 
-/// Installs the static module `log` (`log::info("x", #{ user: 1 })`).
+/// Installs the static module `log` (`log::info("x", #{ user: 1 })`, `log::dbg(..)`).
 /// Rhai functions have fixed arities, so each level takes one to six arguments.
 pub fn register_rhai(engine: &mut rhai::Engine) {
     let mut module = Module::new();
@@ -139,7 +139,11 @@ pub fn register_rhai(engine: &mut rhai::Engine) {
                 rhai_parts(args).emit(level);
             }
         };
-        let name = level.method();
+        // `debug` is a reserved word in Rhai: its debug level is `log::dbg`.
+        let name = match level {
+            Level::Debug => "dbg",
+            other => other.method(),
+        };
         module.set_native_fn(name, move |a: Dynamic| {
             emit(&[a]);
             Ok(())

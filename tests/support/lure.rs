@@ -36,9 +36,24 @@ impl Lure {
         env: &[(&str, &str)],
         log: &Path,
     ) -> Self {
+        let program = Path::new(env!("CARGO_BIN_EXE_lure"));
+        Self::spawn_with(program, api_address, handler, task_root, env, log, |_| {})
+    }
+
+    /// As [`Lure::spawn`], running `program` (e.g. an unzipped layer's `bootstrap`)
+    /// and letting `customize` adjust the command (descriptors, arguments) last.
+    pub fn spawn_with(
+        program: &Path,
+        api_address: &str,
+        handler: &str,
+        task_root: &Path,
+        env: &[(&str, &str)],
+        log: &Path,
+        customize: impl FnOnce(&mut Command),
+    ) -> Self {
         let out = File::create(log).expect("create the lure log");
         let err = out.try_clone().expect("clone the lure log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lure"));
+        let mut cmd = Command::new(program);
         cmd.env_clear()
             .env("AWS_LAMBDA_RUNTIME_API", api_address)
             .env("_HANDLER", handler)
@@ -50,6 +65,7 @@ impl Lure {
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err);
+        customize(&mut cmd);
         let child = cmd.spawn().expect("start the lure binary");
         Lure {
             child,

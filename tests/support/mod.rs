@@ -77,13 +77,25 @@ impl Scenario {
 
     /// As [`Scenario::start`], with extra (or overriding) environment variables.
     pub fn start_with_env(&mut self, handler: &str, env: &[(&str, &str)]) -> &mut Self {
+        self.start_with(handler, env, |_| {})
+    }
+
+    /// As [`Scenario::start_with_env`], letting `customize` adjust the command.
+    pub fn start_with(
+        &mut self,
+        handler: &str,
+        env: &[(&str, &str)],
+        customize: impl FnOnce(&mut std::process::Command),
+    ) -> &mut Self {
         assert!(self.lure.is_none(), "lure is already running");
-        self.lure = Some(Lure::spawn(
+        self.lure = Some(Lure::spawn_with(
+            std::path::Path::new(env!("CARGO_BIN_EXE_lure")),
             &self.api.address(),
             handler,
             &self.scratch.task_root(),
             env,
             &self.scratch.log_path(),
+            customize,
         ));
         self
     }
