@@ -57,7 +57,7 @@ pub fn resolve(handler: &str, task_root: &Path) -> Result<Handler, Diagnostic> {
     if handler.is_empty() {
         return Err(malformed("it is empty"));
     }
-    check_stays_inside(handler).map_err(|why| malformed(why))?;
+    check_stays_inside(handler).map_err(malformed)?;
 
     for language in [Language::Lua, Language::Rhai] {
         let suffix = format!(".{}", language.extension());

@@ -306,11 +306,11 @@ fn format_json(buf: &mut Vec<u8>, now: SystemTime, request_id: Option<&str>, rec
         Message::Text(text) => write_json_string(buf, text),
         Message::Json(json) => buf.extend_from_slice(json),
     }
-    if let Some(members) = record.fields.and_then(object_members) {
-        if !members.is_empty() {
-            buf.push(b',');
-            buf.extend_from_slice(members);
-        }
+    if let Some(members) = record.fields.and_then(object_members)
+        && !members.is_empty()
+    {
+        buf.push(b',');
+        buf.extend_from_slice(members);
     }
     buf.push(b'}');
 }

@@ -1,7 +1,7 @@
 //! `json`: encode/decode with cjson's names (SPEC §7), for Lua and Rhai.
 
 use mlua::{Lua, Table, Value};
-use rhai::{Dynamic, EvalAltResult, Map, Module};
+use rhai::{Dynamic, EvalAltResult, Map, Module, NativeCallContext};
 
 use crate::json::{self, Writer};
 
@@ -63,7 +63,15 @@ pub fn register_lua(lua: &Lua) -> mlua::Result<()> {
     Ok(())
 }
 
-fn encode_rhai(value: &Dynamic, pretty: bool) -> Result<String, Box<EvalAltResult>> {
+/// A script-visible error raised where the module function was called.
+fn at_call(ctx: &NativeCallContext, message: String) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorRuntime(
+        message.into(),
+        ctx.call_position(),
+    ))
+}
+
+fn encode_rhai(value: &Dynamic, pretty: bool) -> Result<String, String> {
     let mut writer = Writer::new(pretty);
     json::rhai::encode(value, &mut writer).map_err(|e| format!("json::encode: {e}"))?;
     // The writer only ever emits UTF-8: Rhai strings are UTF-8 already.
@@ -75,17 +83,22 @@ fn encode_rhai(value: &Dynamic, pretty: bool) -> Result<String, Box<EvalAltResul
 pub fn register_rhai(engine: &mut rhai::Engine) {
     let mut module = Module::new();
     module.set_var("empty_array", rhai::Array::new());
-    module.set_native_fn("encode", |value: Dynamic| encode_rhai(&value, false));
-    module.set_native_fn("encode", |value: Dynamic, options: Map| {
-        let pretty = options
-            .get("pretty")
-            .and_then(|v| v.as_bool().ok())
-            .unwrap_or(false);
-        encode_rhai(&value, pretty)
+    // Rhai adds no position to errors from module functions: give the call's.
+    module.set_native_fn("encode", |ctx: NativeCallContext, value: Dynamic| {
+        encode_rhai(&value, false).map_err(|e| at_call(&ctx, e))
     });
-    module.set_native_fn("decode", |text: &str| {
-        json::rhai::decode(text.as_bytes())
-            .map_err(|e| Box::<EvalAltResult>::from(format!("json::decode: {e}")))
+    module.set_native_fn(
+        "encode",
+        |ctx: NativeCallContext, value: Dynamic, options: Map| {
+            let pretty = options
+                .get("pretty")
+                .and_then(|v| v.as_bool().ok())
+                .unwrap_or(false);
+            encode_rhai(&value, pretty).map_err(|e| at_call(&ctx, e))
+        },
+    );
+    module.set_native_fn("decode", |ctx: NativeCallContext, text: &str| {
+        json::rhai::decode(text.as_bytes()).map_err(|e| at_call(&ctx, format!("json::decode: {e}")))
     });
     engine.register_static_module("json", module.into());
 }

@@ -103,26 +103,26 @@ fn rhai_json(value: &Dynamic) -> Option<Vec<u8>> {
 fn rhai_parts(args: &[Dynamic]) -> Parts {
     let mut parts = Parts::default();
     let mut message_args = args;
-    if let [rest @ .., last] = args {
-        if last.is_map() || (rest.is_empty() && last.is_array()) {
-            if rest.is_empty() {
-                parts.json_message = rhai_json(last);
-                if parts.json_message.is_some() {
-                    return parts;
-                }
-            } else if let Some(fields) = rhai_json(last) {
-                parts.fields = Some(fields);
-                message_args = rest;
+    if let [rest @ .., last] = args
+        && (last.is_map() || (rest.is_empty() && last.is_array()))
+    {
+        if rest.is_empty() {
+            parts.json_message = rhai_json(last);
+            if parts.json_message.is_some() {
+                return parts;
             }
+        } else if let Some(fields) = rhai_json(last) {
+            parts.fields = Some(fields);
+            message_args = rest;
         }
     }
     for arg in message_args {
         parts.push_separator();
-        if arg.is_map() || arg.is_array() {
-            if let Some(json) = rhai_json(arg) {
-                parts.text.push_str(&String::from_utf8_lossy(&json));
-                continue;
-            }
+        if (arg.is_map() || arg.is_array())
+            && let Some(json) = rhai_json(arg)
+        {
+            parts.text.push_str(&String::from_utf8_lossy(&json));
+            continue;
         }
         parts.text.push_str(&arg.to_string());
     }
