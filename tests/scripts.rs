@@ -1,0 +1,279 @@
+//! The example handlers in `scripts/` are documentation, so each one runs here
+//! exactly as scripts/README.md tells a newcomer to run it:
+//! `lure invoke NAME.handler --task-root scripts --event scripts/events/NAME.json`
+//! from the crate root, and the same with `rhai/NAME.handler`.
+//!
+//! The Lua and Rhai versions of an example must print byte-identical responses
+//! and log the same lines, so a difference between the engines shows up here.
+//! The response, the product, is snapshotted as raw text.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+const LURE: &str = env!("CARGO_BIN_EXE_lure");
+const CRATE_ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const LOG_LEVELS: &[&str] = &["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+
+/// One test per example, named after it. `EXAMPLES` lists the same names, so
+/// `every_example_is_complete_and_tested` notices a script without a test.
+macro_rules! example_tests {
+    ($($name:ident: $check:ident),* $(,)?) => {
+        const EXAMPLES: &[&str] = &[$(stringify!($name)),*];
+        $(
+            #[test]
+            fn $name() {
+                $check(stringify!($name));
+            }
+        )*
+    };
+}
+
+example_tests! {
+    hello: succeeds_alike,
+    echo: succeeds_alike,
+    api_gateway: succeeds_alike,
+    sqs_batch: succeeds_alike,
+    custom_error: fails_alike,
+}
+
+/// What one `lure invoke` did.
+struct Run {
+    command: String,
+    exit_code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// The function's log records as `LEVEL\tmessage`, without the timestamp and
+    /// request id that change from run to run (and without the REPORT line).
+    fn log_records(&self) -> Vec<String> {
+        self.stderr
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.splitn(4, '\t');
+                let (_timestamp, _request_id) = (fields.next()?, fields.next()?);
+                let level = fields.next().filter(|l| LOG_LEVELS.contains(l))?;
+                Some(format!("{level}\t{}", fields.next()?))
+            })
+            .collect()
+    }
+
+    fn assert_exit_code(&self, expected: i32) {
+        assert_eq!(
+            self.exit_code,
+            Some(expected),
+            "`{}` exited with {:?}\nstdout: {}\nstderr:\n{}",
+            self.command,
+            self.exit_code,
+            self.stdout,
+            self.stderr
+        );
+    }
+}
+
+/// Runs `lure invoke HANDLER --task-root scripts --event EVENT` in the crate
+/// root. `stdin` is fed to lure, for `--event -`.
+fn lure_invoke(handler: &str, event: &str, stdin: Option<&str>) -> Run {
+    let args = [
+        "invoke",
+        handler,
+        "--task-root",
+        "scripts",
+        "--event",
+        event,
+    ];
+    let mut child = Command::new(LURE)
+        .args(args)
+        .current_dir(CRATE_ROOT)
+        // The developer's or CI's log settings must not change what is compared.
+        .env_remove("AWS_LAMBDA_LOG_FORMAT")
+        .env_remove("AWS_LAMBDA_LOG_LEVEL")
+        .env_remove("_LAMBDA_TELEMETRY_LOG_FD")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("lure starts");
+    let mut child_stdin = child.stdin.take().expect("piped stdin");
+    child_stdin
+        .write_all(stdin.unwrap_or_default().as_bytes())
+        .expect("lure reads the event");
+    drop(child_stdin);
+    let output = child.wait_with_output().expect("lure finishes");
+    Run {
+        command: format!("lure {}", args.join(" ")),
+        exit_code: output.status.code(),
+        stdout: String::from_utf8(output.stdout).expect("the response is UTF-8"),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Runs both versions of example `name` on its sample event.
+fn run_pair(name: &str) -> (Run, Run) {
+    let event = format!("scripts/events/{name}.json");
+    (
+        lure_invoke(&format!("{name}.handler"), &event, None),
+        lure_invoke(&format!("rhai/{name}.handler"), &event, None),
+    )
+}
+
+/// Runs both versions of example `name` on `event` (JSON text); returns the
+/// response, after checking both succeeded with the same one.
+fn run_pair_on(name: &str, event: &str) -> String {
+    let lua = lure_invoke(&format!("{name}.handler"), "-", Some(event));
+    let rhai = lure_invoke(&format!("rhai/{name}.handler"), "-", Some(event));
+    lua.assert_exit_code(0);
+    rhai.assert_exit_code(0);
+    assert_eq!(rhai.stdout, lua.stdout, "Lua and Rhai responses differ");
+    lua.stdout
+}
+
+/// Snapshots name the command that produced them.
+fn snapshot_settings(description: String) -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_omit_expression(true);
+    settings.set_description(description);
+    settings
+}
+
+/// `lure invoke HANDLER ...` as the README writes it.
+fn command_line(handler: &str, name: &str) -> String {
+    format!("lure invoke {handler} --task-root scripts --event scripts/events/{name}.json")
+}
+
+/// The example succeeds in both languages with the same response and logs.
+fn succeeds_alike(name: &str) {
+    let (lua, rhai) = run_pair(name);
+    lua.assert_exit_code(0);
+    rhai.assert_exit_code(0);
+    assert_eq!(rhai.stdout, lua.stdout, "Lua and Rhai responses differ");
+    assert_eq!(
+        rhai.log_records(),
+        lua.log_records(),
+        "Lua and Rhai log different lines"
+    );
+    let description = format!(
+        "{} (rhai/{name}.handler prints the same)",
+        command_line(&format!("{name}.handler"), name)
+    );
+    snapshot_settings(description).bind(|| insta::assert_snapshot!(name, lua.stdout));
+}
+
+/// The example fails in both languages with the same error type and message.
+/// Stack traces name each language's own files and frames, so each language
+/// has its own snapshot.
+fn fails_alike(name: &str) {
+    let (lua, rhai) = run_pair(name);
+    lua.assert_exit_code(1);
+    rhai.assert_exit_code(1);
+    assert_eq!(
+        without_stack_trace(&rhai.stdout),
+        without_stack_trace(&lua.stdout),
+        "Lua and Rhai errors differ"
+    );
+    snapshot_settings(command_line(&format!("{name}.handler"), name))
+        .bind(|| insta::assert_snapshot!(format!("{name}_lua"), lua.stdout));
+    snapshot_settings(command_line(&format!("rhai/{name}.handler"), name))
+        .bind(|| insta::assert_snapshot!(format!("{name}_rhai"), rhai.stdout));
+}
+
+fn without_stack_trace(error_body: &str) -> Value {
+    let mut error: Value = serde_json::from_str(error_body).expect("the error body is JSON");
+    let trace = error
+        .as_object_mut()
+        .and_then(|e| e.remove("stackTrace"))
+        .expect("the error body has a stackTrace");
+    assert!(trace.is_array(), "stackTrace is an array: {error_body}");
+    error
+}
+
+fn sample_event(name: &str) -> Value {
+    let path = Path::new(CRATE_ROOT).join(format!("scripts/events/{name}.json"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn hello_logs_with_print() {
+    let (lua, rhai) = run_pair("hello");
+    assert_eq!(lua.log_records(), ["INFO\tgreeting Ada"]);
+    assert_eq!(rhai.log_records(), ["INFO\tgreeting Ada"]);
+}
+
+#[test]
+fn hello_greets_the_world_by_default() {
+    assert_eq!(run_pair_on("hello", "{}"), r#"{"message":"Hello, world!"}"#);
+}
+
+#[test]
+fn api_gateway_answers_unknown_routes_with_404() {
+    let mut event = sample_event("api_gateway");
+    event["rawPath"] = "/menu".into();
+    event["requestContext"]["http"]["method"] = "GET".into();
+    assert_eq!(
+        run_pair_on("api_gateway", &event.to_string()),
+        r#"{"body":"{\"error\":\"no route for GET /menu\"}","headers":{"content-type":"application/json"},"statusCode":404}"#
+    );
+}
+
+#[test]
+fn api_gateway_answers_a_malformed_body_with_400() {
+    let mut event = sample_event("api_gateway");
+    event["body"] = "{\"item\":".into();
+    assert_eq!(
+        run_pair_on("api_gateway", &event.to_string()),
+        r#"{"body":"{\"error\":\"the body must be a JSON object\"}","headers":{"content-type":"application/json"},"statusCode":400}"#
+    );
+}
+
+#[test]
+fn sqs_batch_without_failures_reports_an_empty_list() {
+    // The sample event less its malformed message: the failure list must still
+    // be a JSON array (the point of json.array_mt in sqs_batch.lua).
+    let mut event = sample_event("sqs_batch");
+    event["Records"].as_array_mut().unwrap().remove(1);
+    assert_eq!(
+        run_pair_on("sqs_batch", &event.to_string()),
+        r#"{"batchItemFailures":[]}"#
+    );
+}
+
+/// File stems in `dir` with extension `ext`, sorted.
+fn stems(dir: &str, ext: &str) -> Vec<String> {
+    let mut stems: Vec<String> = std::fs::read_dir(Path::new(CRATE_ROOT).join(dir))
+        .unwrap_or_else(|e| panic!("cannot list {dir}: {e}"))
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == ext))
+        .map(|path| path.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    stems.sort();
+    stems
+}
+
+#[test]
+fn every_example_is_complete_and_tested() {
+    let mut tested: Vec<String> = EXAMPLES.iter().map(|s| s.to_string()).collect();
+    tested.sort();
+    let hint = "each example needs scripts/NAME.lua, scripts/rhai/NAME.rhai, \
+                scripts/events/NAME.json and a line in example_tests! (tests/scripts.rs)";
+    assert_eq!(stems("scripts", "lua"), tested, "{hint}");
+    assert_eq!(stems("scripts/rhai", "rhai"), tested, "{hint}");
+    assert_eq!(stems("scripts/events", "json"), tested, "{hint}");
+
+    let readme = std::fs::read_to_string(Path::new(CRATE_ROOT).join("scripts/README.md"))
+        .expect("scripts/README.md exists");
+    for name in EXAMPLES {
+        for handler in [
+            format!("`{name}.handler`"),
+            format!("`rhai/{name}.handler`"),
+        ] {
+            assert!(
+                readme.contains(&handler),
+                "scripts/README.md does not mention {handler}"
+            );
+        }
+    }
+}
