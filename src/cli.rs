@@ -9,6 +9,7 @@ use crate::env_vars;
 use crate::lambda::runtime::{self, Exit};
 use crate::lambda::runtime_api::RuntimeApi;
 use crate::local::invoke::{self, InvokeOptions, exit_code};
+use crate::local::serve::{self, ServeOptions};
 use crate::log;
 
 const HELP: &str = "\
@@ -17,6 +18,7 @@ lure — AWS Lambda runtime for Lua and Rhai handlers
 USAGE:
     lure                          run the Lambda runtime loop (needs AWS_LAMBDA_RUNTIME_API)
     lure invoke HANDLER [OPTIONS] run one invocation locally
+    lure serve HANDLER [OPTIONS]  a local Lambda: the Invoke API on http://127.0.0.1:9000
 
 HANDLER:
     hello.lua, jobs/nightly.rhai  a script; its `main` is the handler
@@ -27,11 +29,23 @@ INVOKE OPTIONS:
     --task-root DIR      where handlers are resolved (default: .)
     --timeout SECONDS    the function timeout (default: 3, as Lambda's)
 
+SERVE OPTIONS:
+    --task-root DIR      where handlers are resolved (default: .)
+    --host ADDRESS       the address to listen on (default: 127.0.0.1)
+    --port PORT          the port to listen on (default: 9000; 0 picks a free one)
+    --timeout SECONDS    the function timeout (default: 3)
+    --memory MB          the function's memory size, 128 to 10240 (default: 128)
+
     -h, --help           print this help
     -V, --version        print the version
 
 `lure invoke` prints the response body on stdout, logs and a REPORT line on
 stderr, and exits 0 on success, 1 on a handler error, 2 on an init or usage error.
+
+`lure serve` answers POST /2015-03-31/functions/{name}/invocations (curl, the AWS
+CLI and SDKs with --endpoint-url) by running the handler in a child `lure`, as on
+Lambda; it prints the function's logs with START, END and REPORT lines on stderr and
+starts a fresh environment when a file under the task root changes.
 ";
 
 enum Command {
@@ -42,6 +56,7 @@ enum Command {
         event: Option<OsString>,
         timeout: Duration,
     },
+    Serve(ServeOptions),
     Help,
     Version,
 }
@@ -84,6 +99,7 @@ pub fn main() -> ExitCode {
                 timeout,
             }))
         }
+        Ok(Command::Serve(options)) => ExitCode::from(serve::serve(options)),
         Err(message) => usage_error(&message),
     }
 }
@@ -101,7 +117,7 @@ fn parse(args: impl Iterator<Item = OsString>) -> Result<Command, String> {
             Ok(Command::Runtime)
         } else {
             Err(format!(
-                "{} is not set: not running on Lambda. To run a handler locally use `lure invoke HANDLER`.",
+                "{} is not set: not running on Lambda. To run a handler locally use `lure invoke HANDLER` or `lure serve HANDLER`.",
                 env_vars::RUNTIME_API
             ))
         };
@@ -117,28 +133,10 @@ fn parse(args: impl Iterator<Item = OsString>) -> Result<Command, String> {
             while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
                 match arg {
                     Long("event") => event = Some(parser.value().map_err(|e| e.to_string())?),
-                    Long("task-root") => {
-                        task_root = parser.value().map_err(|e| e.to_string())?.into()
-                    }
-                    Long("timeout") => {
-                        let value = parser.value().map_err(|e| e.to_string())?;
-                        let secs: f64 = value
-                            .to_string_lossy()
-                            .parse()
-                            .ok()
-                            .filter(|s: &f64| *s > 0.0 && s.is_finite())
-                            .ok_or_else(|| {
-                                format!("--timeout takes a number of seconds, not {value:?}")
-                            })?;
-                        timeout = Duration::from_secs_f64(secs);
-                    }
+                    Long("task-root") => task_root = value(&mut parser)?.into(),
+                    Long("timeout") => timeout = seconds(&value(&mut parser)?)?,
                     Short('h') | Long("help") => return Ok(Command::Help),
-                    Value(v) if handler.is_none() => {
-                        handler = Some(
-                            v.into_string()
-                                .map_err(|v| format!("the handler {v:?} is not valid UTF-8"))?,
-                        )
-                    }
+                    Value(v) if handler.is_none() => handler = Some(handler_name(v)?),
                     other => return Err(other.unexpected().to_string()),
                 }
             }
@@ -150,8 +148,72 @@ fn parse(args: impl Iterator<Item = OsString>) -> Result<Command, String> {
                 timeout,
             })
         }
+        Value(cmd) if cmd == "serve" => {
+            let mut handler = None;
+            let mut options = ServeOptions {
+                handler: String::new(),
+                task_root: PathBuf::from("."),
+                host: "127.0.0.1".to_owned(),
+                port: 9000,
+                timeout: Duration::from_secs(3),
+                memory_mb: 128,
+            };
+            while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+                match arg {
+                    Long("task-root") => options.task_root = value(&mut parser)?.into(),
+                    Long("host") => options.host = value(&mut parser)?,
+                    Long("port") => {
+                        let port = value(&mut parser)?;
+                        options.port = port
+                            .parse()
+                            .map_err(|_| format!("--port takes a port number, not {port:?}"))?;
+                    }
+                    Long("timeout") => options.timeout = seconds(&value(&mut parser)?)?,
+                    Long("memory") => {
+                        let mb = value(&mut parser)?;
+                        options.memory_mb = mb
+                            .parse()
+                            .ok()
+                            .filter(|mb| (128..=10_240).contains(mb))
+                            .ok_or_else(|| {
+                                format!("--memory takes a size in MB from 128 to 10240, not {mb:?}")
+                            })?;
+                    }
+                    Short('h') | Long("help") => return Ok(Command::Help),
+                    Value(v) if handler.is_none() => handler = Some(handler_name(v)?),
+                    other => return Err(other.unexpected().to_string()),
+                }
+            }
+            options.handler = handler.ok_or("serve needs a HANDLER (e.g. hello.lua)")?;
+            Ok(Command::Serve(options))
+        }
         other => Err(other.unexpected().to_string()),
     }
+}
+
+/// An option's value as text.
+fn value(parser: &mut lexopt::Parser) -> Result<String, String> {
+    parser
+        .value()
+        .map_err(|e| e.to_string())?
+        .into_string()
+        .map_err(|v| format!("{v:?} is not valid UTF-8"))
+}
+
+/// `--timeout`: a positive number of seconds.
+fn seconds(value: &str) -> Result<Duration, String> {
+    value
+        .parse()
+        .ok()
+        .filter(|s: &f64| *s > 0.0 && s.is_finite())
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("--timeout takes a number of seconds, not {value:?}"))
+}
+
+fn handler_name(value: OsString) -> Result<String, String> {
+    value
+        .into_string()
+        .map_err(|v| format!("the handler {v:?} is not valid UTF-8"))
 }
 
 /// The event bytes: a file, stdin (`-`), or `{}` when none is given.

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::context::{FunctionInfo, epoch_ms, header};
 use crate::lambda::runtime::{self, handle};
 use crate::lambda::runtime_api::{Invocation, check_response_size};
+use crate::local::report::{Report, max_memory_used_mb, new_request_id};
 use crate::log;
 
 /// Process exit codes of `lure invoke`.
@@ -59,16 +60,15 @@ pub fn invoke(options: InvokeOptions<'_>) -> u8 {
     let outcome = handle(engine.as_mut(), &info, &invocation)
         .and_then(|body| check_response_size(body.len()).map(|()| body));
     let duration = started.elapsed();
-    log::write_raw(
-        format!(
-            "REPORT RequestId: {request_id}\tDuration: {:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB\tInit Duration: {:.2} ms\n",
-            duration.as_secs_f64() * 1000.0,
-            duration.as_micros().div_ceil(1000).max(1),
-            info.memory_limit_in_mb,
-            init_duration.as_secs_f64() * 1000.0,
-        )
-        .as_bytes(),
-    );
+    let report = Report {
+        request_id: &request_id,
+        duration,
+        memory_size_mb: info.memory_limit_in_mb,
+        max_memory_used_mb: max_memory_used_mb("self"),
+        init_duration: Some(init_duration),
+        status: None,
+    };
+    log::write_raw(format!("{report}\n").as_bytes());
     match outcome {
         Ok(body) => {
             print_body(&body);
@@ -84,23 +84,4 @@ pub fn invoke(options: InvokeOptions<'_>) -> u8 {
 fn print_body(body: &[u8]) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(body).and_then(|()| out.flush());
-}
-
-/// A random UUID v4, as Lambda's request ids are.
-fn new_request_id() -> String {
-    let mut bytes = [0u8; 16];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        let _ = std::io::Read::read_exact(&mut f, &mut bytes);
-    }
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
 }

@@ -1,3 +1,5 @@
 //! The local side: running handlers on a developer's machine.
 
 pub mod invoke;
+pub mod report;
+pub mod serve;

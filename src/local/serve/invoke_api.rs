@@ -1,0 +1,218 @@
+//! The Lambda Invoke API as `lure serve` offers it:
+//! `POST /2015-03-31/functions/{name}/invocations`, with the headers the AWS SDKs,
+//! the AWS CLI and the Runtime Interface Emulator's users send and read.
+
+use std::io::Read;
+use std::sync::mpsc::{SendError, Sender};
+
+use tiny_http::{Method, Request, Response, Server};
+
+use crate::local::report::new_request_id;
+
+use super::base64;
+use super::dispatcher::{Job, Message};
+
+/// Lambda's limit for a synchronous invocation's payload.
+const MAX_PAYLOAD_BYTES: u64 = 6_291_456;
+
+const PATH_PREFIX: &str = "/2015-03-31/functions/";
+const PATH_SUFFIX: &str = "/invocations";
+
+pub mod header {
+    pub const INVOCATION_TYPE: &str = "X-Amz-Invocation-Type";
+    pub const LOG_TYPE: &str = "X-Amz-Log-Type";
+    pub const CLIENT_CONTEXT: &str = "X-Amz-Client-Context";
+    pub const LOG_RESULT: &str = "X-Amz-Log-Result";
+    pub const FUNCTION_ERROR: &str = "X-Amz-Function-Error";
+    pub const EXECUTED_VERSION: &str = "X-Amz-Executed-Version";
+    pub const REQUEST_ID: &str = "X-Amzn-RequestId";
+    pub const ERROR_TYPE: &str = "X-Amzn-ErrorType";
+}
+
+/// Accepts invocations until the process ends, handing them to the dispatcher in
+/// the order they arrive; answers `Event` and `DryRun` invocations at once.
+pub fn run(server: &Server, dispatcher: &Sender<Message>) {
+    for request in server.incoming_requests() {
+        accept(request, dispatcher);
+    }
+}
+
+fn accept(mut request: Request, dispatcher: &Sender<Message>) {
+    let name = function_name(request.url()).filter(|_| *request.method() == Method::Post);
+    let Some(invoked_as) = name else {
+        let message = format!(
+            "No route for {} {}: invoke a function with POST {PATH_PREFIX}function{PATH_SUFFIX}",
+            request.method(),
+            request.url()
+        );
+        return api_error(request, 404, "ResourceNotFoundException", &message);
+    };
+    let kind = header_value(&request, header::INVOCATION_TYPE).unwrap_or("RequestResponse");
+    if !["RequestResponse", "Event", "DryRun"].contains(&kind) {
+        let message = format!(
+            "1 validation error detected: Value '{kind}' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [Event, RequestResponse, DryRun]"
+        );
+        return api_error(request, 400, "ValidationException", &message);
+    }
+    let kind = kind.to_owned();
+    let tail = header_value(&request, header::LOG_TYPE) == Some("Tail");
+    let client_context = match header_value(&request, header::CLIENT_CONTEXT) {
+        None => None,
+        Some(encoded) => match decode_client_context(encoded) {
+            Some(json) => Some(json),
+            None => {
+                let message = "Client context must be a valid Base64-encoded JSON object.";
+                return api_error(request, 400, "InvalidRequestContentException", message);
+            }
+        },
+    };
+
+    let mut event = Vec::new();
+    let read = request
+        .as_reader()
+        .take(MAX_PAYLOAD_BYTES + 1)
+        .read_to_end(&mut event);
+    if let Err(e) = read {
+        let message = format!("Could not read the request body: {e}");
+        return api_error(request, 400, "InvalidRequestContentException", &message);
+    }
+    if event.len() as u64 > MAX_PAYLOAD_BYTES {
+        let message = format!(
+            "Request must be smaller than {MAX_PAYLOAD_BYTES} bytes for the InvokeFunction operation"
+        );
+        return api_error(request, 413, "RequestTooLargeException", &message);
+    }
+    // `aws lambda invoke` without `--payload`, or `curl -X POST`: Lambda's `{}`.
+    if event.iter().all(u8::is_ascii_whitespace) {
+        event = b"{}".to_vec();
+    }
+
+    let request_id = new_request_id();
+    let mut job = Job {
+        request_id: request_id.clone(),
+        invoked_as,
+        event,
+        client_context,
+        tail,
+        caller: None,
+        arrived: std::time::Instant::now(),
+    };
+    match kind.as_str() {
+        "DryRun" => respond(request, Response::empty(204), &request_id),
+        "Event" => {
+            // Queued before the 202 goes out, so a later request from the same
+            // client is always served after it.
+            let queued = dispatcher.send(Message::Invoke(job)).is_ok();
+            let status = if queued { 202 } else { 500 };
+            respond(request, Response::empty(status), &request_id);
+        }
+        _ => {
+            job.caller = Some(request);
+            if let Err(SendError(Message::Invoke(job))) = dispatcher.send(Message::Invoke(job))
+                && let Some(caller) = job.caller
+            {
+                api_error(
+                    caller,
+                    500,
+                    "ServiceException",
+                    "lure serve is shutting down",
+                );
+            }
+        }
+    }
+}
+
+/// `{name}` from `/2015-03-31/functions/{name}/invocations[?Qualifier=…]`,
+/// percent-decoded (the SDKs encode the `:` of an ARN).
+fn function_name(url: &str) -> Option<String> {
+    let path = url.split('?').next()?;
+    let name = path.strip_prefix(PATH_PREFIX)?.strip_suffix(PATH_SUFFIX)?;
+    let name = percent_decode(name)?;
+    (!name.is_empty() && !name.contains('/')).then_some(name)
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut bytes = text.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hex = [bytes.next()?, bytes.next()?];
+            out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+        } else {
+            out.push(b);
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The client context as the runtime receives it: the decoded JSON object's text.
+fn decode_client_context(encoded: &str) -> Option<String> {
+    let json = String::from_utf8(base64::decode(encoded)?).ok()?;
+    let value: serde_json::Value = serde_json::from_str(&json).ok()?;
+    value.is_object().then_some(json)
+}
+
+fn header_value<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
+    request
+        .headers()
+        .iter()
+        .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
+        .map(|h| h.value.as_str().trim())
+}
+
+/// A `tiny_http` header from text that is known to be valid (ASCII, no newlines).
+pub fn http_header(name: &str, value: &str) -> tiny_http::Header {
+    tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes())
+        .unwrap_or_else(|()| panic!("invalid header {name}: {value:?}"))
+}
+
+fn respond<R: Read>(request: Request, response: Response<R>, request_id: &str) {
+    // A caller that went away is no concern of the function's.
+    let _ = request.respond(response.with_header(http_header(header::REQUEST_ID, request_id)));
+}
+
+/// An error of the Invoke API itself, in the shape the AWS SDKs parse.
+fn api_error(request: Request, status: u16, error_type: &str, message: &str) {
+    let mut body = br#"{"Type":"User","message":"#.to_vec();
+    crate::json::write_json_string(&mut body, message);
+    body.push(b'}');
+    let response = Response::from_data(body)
+        .with_status_code(status)
+        .with_chunked_threshold(usize::MAX)
+        .with_header(http_header("Content-Type", "application/json"))
+        .with_header(http_header(header::ERROR_TYPE, error_type));
+    respond(request, response, &new_request_id());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn function_names_come_from_the_invoke_path() {
+        let name = |url| function_name(url);
+        assert_eq!(
+            name("/2015-03-31/functions/function/invocations").as_deref(),
+            Some("function")
+        );
+        assert_eq!(
+            name("/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A1%3Afunction%3Ax/invocations?Qualifier=1")
+                .as_deref(),
+            Some("arn:aws:lambda:us-east-1:1:function:x")
+        );
+        assert_eq!(name("/2015-03-31/functions//invocations"), None);
+        assert_eq!(name("/2015-03-31/functions/a/b/invocations"), None);
+        assert_eq!(name("/invocations"), None);
+    }
+
+    #[test]
+    fn client_context_must_be_base64_json_object() {
+        let encoded = base64::encode(br#"{"custom":{"k":"v"}}"#);
+        assert_eq!(
+            decode_client_context(&encoded).as_deref(),
+            Some(r#"{"custom":{"k":"v"}}"#)
+        );
+        assert_eq!(decode_client_context(&base64::encode(b"[1]")), None);
+        assert_eq!(decode_client_context("not base64!"), None);
+    }
+}

@@ -1,0 +1,791 @@
+//! `lure serve` as its users drive it: the real binary started with `--port 0`,
+//! invoked over HTTP the way curl, the AWS CLI and the AWS SDKs do (and, in
+//! `aws_python_sdk_drives_serve`, by boto3 itself).
+//!
+//! Nothing here waits for time to pass: each test waits for an answer or for a
+//! line in serve's output, with [`WAIT`] as an upper bound that only matters
+//! when something is broken.
+
+mod support;
+
+use std::io::{BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Barrier, Condvar, Mutex};
+use std::time::Instant;
+
+use serde_json::{Value, json};
+use support::http::{Response, read_response};
+use support::{Scratch, WAIT};
+
+const INVOKE_PATH: &str = "/2015-03-31/functions/function/invocations";
+
+/// A running `lure serve`; killed when dropped. Its stderr is collected as it comes.
+struct Serve {
+    child: Child,
+    address: String,
+    output: Arc<(Mutex<Vec<u8>>, Condvar)>,
+    scratch: Scratch,
+}
+
+impl Serve {
+    /// Starts `lure serve HANDLER --task-root … --port 0 ARGS` on the scratch's task
+    /// root and waits for the address it prints.
+    fn start(scratch: Scratch, handler: &str, args: &[&str]) -> Serve {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lure"))
+            .arg("serve")
+            .arg(handler)
+            .arg("--task-root")
+            .arg(scratch.task_root())
+            .args(["--port", "0"])
+            .args(args)
+            .env_clear()
+            .env("RUST_BACKTRACE", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start lure serve");
+        let output = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
+        let mut stderr = child.stderr.take().expect("serve's stderr");
+        let sink = Arc::clone(&output);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n @ 1..) = stderr.read(&mut buf) {
+                let (text, changed) = &*sink;
+                text.lock().unwrap().extend_from_slice(&buf[..n]);
+                changed.notify_all();
+            }
+        });
+        let mut serve = Serve {
+            child,
+            address: String::new(),
+            output,
+            scratch,
+        };
+        let line = serve.wait_line("the address serve listens on", |l| {
+            l.starts_with("lure serve: ") && l.contains(INVOKE_PATH)
+        });
+        let url = line.split(" at http://").nth(1).expect("an http:// URL");
+        serve.address = url.split('/').next().unwrap().to_owned();
+        serve
+    }
+
+    /// Everything serve wrote to stderr so far.
+    fn output(&self) -> String {
+        String::from_utf8_lossy(&self.output.0.lock().unwrap()).into_owned()
+    }
+
+    /// Waits until serve's output holds a line matching `pred`; returns it.
+    fn wait_line(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let end = Instant::now() + WAIT;
+        let (text, changed) = &*self.output;
+        let mut guard = text.lock().unwrap();
+        loop {
+            let out = String::from_utf8_lossy(&guard).into_owned();
+            if let Some(line) = out.lines().find(|l| pred(l)) {
+                return line.to_owned();
+            }
+            let now = Instant::now();
+            if now >= end {
+                drop(guard);
+                panic!("timed out waiting for {what}; serve's output:\n{out}");
+            }
+            guard = changed.wait_timeout(guard, end - now).unwrap().0;
+        }
+    }
+
+    /// The REPORT line of invocation `id` (waits for it).
+    fn report(&self, id: &str) -> String {
+        let prefix = format!("REPORT RequestId: {id}\t");
+        self.wait_line(&format!("the REPORT of {id}"), |l| l.starts_with(&prefix))
+    }
+
+    fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(&self.address).expect("connect to lure serve");
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        stream
+    }
+
+    /// POSTs `body` to the invoke path with `headers`; the response.
+    fn invoke_with(&self, headers: &[(&str, &str)], body: &str) -> Response {
+        self.request("POST", INVOKE_PATH, headers, body)
+    }
+
+    fn invoke(&self, body: &str) -> Response {
+        self.invoke_with(&[], body)
+    }
+
+    fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Response {
+        let mut stream = self.connect();
+        stream
+            .write_all(&request_bytes(method, path, headers, body))
+            .unwrap();
+        read_response(&mut BufReader::new(stream)).unwrap_or_else(|e| {
+            panic!(
+                "no answer to {method} {path}: {e}\nserve's output:\n{}",
+                self.output()
+            )
+        })
+    }
+
+    fn task_root(&self) -> PathBuf {
+        self.scratch.task_root()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("lure serve's output:\n{}", self.output());
+        }
+    }
+}
+
+fn request_bytes(method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    [head.as_bytes(), body.as_bytes()].concat()
+}
+
+/// A scratch task root holding `files`.
+fn scratch(name: &str, files: &[(&str, &str)]) -> Scratch {
+    let scratch = Scratch::new(name);
+    for (path, contents) in files {
+        scratch.write(path, contents);
+    }
+    scratch
+}
+
+fn json_body(response: &Response) -> Value {
+    serde_json::from_slice(&response.body).unwrap_or_else(|e| {
+        panic!(
+            "body is not JSON ({e}): {}",
+            String::from_utf8_lossy(&response.body)
+        )
+    })
+}
+
+fn request_id(response: &Response) -> String {
+    response
+        .header("x-amzn-requestid")
+        .expect("X-Amzn-RequestId")
+        .to_owned()
+}
+
+/// A successful invocation: 200, `$LATEST`, no function error.
+fn assert_success(response: &Response) -> Value {
+    assert_eq!(
+        response.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&response.body)
+    );
+    assert_eq!(response.header("x-amz-executed-version"), Some("$LATEST"));
+    assert_eq!(response.header("x-amz-function-error"), None);
+    assert_eq!(response.header("content-type"), Some("application/json"));
+    json_body(response)
+}
+
+/// A function error as Lambda returns it: 200 with `X-Amz-Function-Error: Unhandled`.
+fn assert_function_error(response: &Response, error_type: &str) -> Value {
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("x-amz-function-error"), Some("Unhandled"));
+    assert_eq!(response.header("x-amz-executed-version"), Some("$LATEST"));
+    let body = json_body(response);
+    assert_eq!(body["errorType"], error_type, "{body}");
+    body
+}
+
+const GREETER_LUA: &str = r#"
+local M = {}
+function M.handler(event, context)
+  log.info("greeting", event.name)
+  return {
+    greeting = "hello " .. event.name,
+    function_name = context.function_name,
+    arn = context.invoked_function_arn,
+    memory = context.memory_limit_in_mb,
+    remaining_ok = context:get_remaining_time_in_millis() > 0,
+  }
+end
+return M
+"#;
+
+const GREETER_RHAI: &str = r#"
+fn handler(event, context) {
+    log::info("greeting", event.name);
+    #{
+        greeting: "hello " + event.name,
+        function_name: context.function_name,
+        arn: context.invoked_function_arn,
+        memory: context.memory_limit_in_mb,
+        remaining_ok: context.get_remaining_time_in_millis() > 0,
+    }
+}
+"#;
+
+fn check_greeter(serve: &Serve) {
+    let response = serve.invoke(r#"{"name": "Ann"}"#);
+    let body = assert_success(&response);
+    assert_eq!(
+        body,
+        json!({
+            "greeting": "hello Ann",
+            "function_name": "lure-local",
+            "arn": "arn:aws:lambda:us-east-1:000000000000:function:function",
+            "memory": 256,
+            "remaining_ok": true,
+        })
+    );
+    let id = request_id(&response);
+    let report = serve.report(&id);
+    for part in [
+        "\tDuration: ",
+        "\tBilled Duration: ",
+        "\tMemory Size: 256 MB",
+        "\tMax Memory Used: ",
+        "\tInit Duration: ",
+    ] {
+        assert!(report.contains(part), "{part:?} missing from {report:?}");
+    }
+    let out = serve.output();
+    let start = out
+        .find(&format!("START RequestId: {id} Version: $LATEST\n"))
+        .expect("START line");
+    let log = out
+        .find(&format!("\t{id}\tINFO\tgreeting\tAnn"))
+        .expect("log line");
+    let end = out
+        .find(&format!("END RequestId: {id}\n"))
+        .expect("END line");
+    let report = out.find(&format!("REPORT RequestId: {id}\t")).unwrap();
+    assert!(start < log && log < end && end < report, "{out}");
+
+    // Warm: same environment, no init.
+    let response = serve.invoke(r#"{"name": "Bob"}"#);
+    assert_eq!(assert_success(&response)["greeting"], "hello Bob");
+    let report = serve.report(&request_id(&response));
+    assert!(!report.contains("Init Duration"), "{report}");
+}
+
+#[test]
+fn lua_handler_answers_through_http() {
+    let s = scratch("serve_lua", &[("app.lua", GREETER_LUA)]);
+    check_greeter(&Serve::start(s, "app.handler", &["--memory", "256"]));
+}
+
+#[test]
+fn rhai_handler_answers_through_http() {
+    let s = scratch("serve_rhai", &[("app.rhai", GREETER_RHAI)]);
+    check_greeter(&Serve::start(s, "app.handler", &["--memory", "256"]));
+}
+
+#[test]
+fn function_error_has_lambdas_headers() {
+    let script = r#"
+local M = {}
+function M.handler(event)
+  error({errorType = "OrderNotFound", errorMessage = "order " .. event.order .. " not found"})
+end
+return M
+"#;
+    let serve = Serve::start(
+        scratch("serve_error", &[("app.lua", script)]),
+        "app.handler",
+        &[],
+    );
+    let response = serve.invoke(r#"{"order": 42}"#);
+    let body = assert_function_error(&response, "OrderNotFound");
+    assert_eq!(body["errorMessage"], "order 42 not found");
+    // The error is logged too, inside the invocation.
+    serve.report(&request_id(&response));
+    assert!(
+        serve.output().contains("Invoke Error"),
+        "{}",
+        serve.output()
+    );
+}
+
+#[test]
+fn edited_script_runs_new_code_after_a_fresh_init() {
+    let version = |n: u32| {
+        format!("local M = {{}}\nfunction M.handler() return {{version = {n}}} end\nreturn M\n")
+    };
+    let serve = Serve::start(
+        scratch("serve_edit", &[("app.lua", &version(1))]),
+        "app.handler",
+        &[],
+    );
+    let first = serve.invoke("{}");
+    assert_eq!(assert_success(&first)["version"], 1);
+    assert!(serve.report(&request_id(&first)).contains("Init Duration"));
+
+    // A different size, so the change shows whatever the file system's clock.
+    std::fs::write(serve.task_root().join("app.lua"), version(22)).unwrap();
+    let second = serve.invoke("{}");
+    assert_eq!(assert_success(&second)["version"], 22);
+    let report = serve.report(&request_id(&second));
+    assert!(report.contains("Init Duration"), "{report}");
+    assert!(serve.output().contains("files under the task root changed"));
+
+    // Nothing changed since: the same warm environment.
+    let third = serve.invoke("{}");
+    assert_eq!(assert_success(&third)["version"], 22);
+    let report = serve.report(&request_id(&third));
+    assert!(!report.contains("Init Duration"), "{report}");
+
+    // A new module file counts as a change too.
+    std::fs::write(serve.task_root().join("util.lua"), "return {}").unwrap();
+    let fourth = serve.invoke("{}");
+    assert_success(&fourth);
+    assert!(serve.report(&request_id(&fourth)).contains("Init Duration"));
+}
+
+#[test]
+fn init_error_answers_the_invocation_and_a_fix_is_picked_up() {
+    let serve = Serve::start(
+        scratch("serve_init_error", &[("app.lua", "function main( return")]),
+        "app.lua",
+        &[],
+    );
+    let response = serve.invoke("{}");
+    assert_function_error(&response, "Runtime.UserCodeSyntaxError");
+    let report = serve.report(&request_id(&response));
+    assert!(
+        report.contains("\tStatus: error\tError Type: Runtime.UserCodeSyntaxError"),
+        "{report}"
+    );
+
+    std::fs::write(
+        serve.task_root().join("app.lua"),
+        "function main() return 'fixed' end",
+    )
+    .unwrap();
+    assert_eq!(assert_success(&serve.invoke("{}")), json!("fixed"));
+}
+
+#[test]
+fn timeout_is_answered_and_the_environment_serves_on() {
+    let script = r#"
+local calls = 0
+function main(event)
+  calls = calls + 1
+  if event.spin then
+    while true do end
+  end
+  return {calls = calls}
+end
+"#;
+    let serve = Serve::start(
+        scratch("serve_timeout", &[("spin.lua", script)]),
+        "spin.lua",
+        &["--timeout", "1"],
+    );
+    let response = serve.invoke(r#"{"spin": true}"#);
+    let body = assert_function_error(&response, "Runtime.Timeout");
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .unwrap()
+            .starts_with("Task timed out after"),
+        "{body}"
+    );
+    // The same process (its state survived) answers the next invocation.
+    assert_eq!(assert_success(&serve.invoke("{}")), json!({"calls": 2}));
+}
+
+#[test]
+fn a_process_that_dies_mid_invocation_is_answered_and_replaced() {
+    let script = r#"
+function main(event)
+  if event.hang then
+    while true do end
+  end
+  return "alive"
+end
+"#;
+    let serve = Serve::start(
+        scratch("serve_crash", &[("app.lua", script)]),
+        "app.lua",
+        &["--timeout", "600"],
+    );
+    let address = serve.address.clone();
+    let hung = std::thread::spawn(move || {
+        let mut stream = TcpStream::connect(&address).unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        let request = request_bytes("POST", INVOKE_PATH, &[], r#"{"hang": true}"#);
+        stream.write_all(&request).unwrap();
+        read_response(&mut BufReader::new(stream)).expect("an answer")
+    });
+    // Once START is out, the invocation belongs to the process: kill it.
+    serve.wait_line("START", |l| l.starts_with("START RequestId: "));
+    let children = child_pids(serve.child.id());
+    assert_eq!(children.len(), 1, "one function process: {children:?}");
+    // SAFETY: kill(2) on a process this test's serve started.
+    assert_eq!(unsafe { libc::kill(children[0], libc::SIGKILL) }, 0);
+
+    let response = hung.join().unwrap();
+    let body = assert_function_error(&response, "Runtime.ExitError");
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("Runtime exited"),
+        "{body}"
+    );
+    let next = serve.invoke("{}");
+    assert_eq!(assert_success(&next), json!("alive"));
+    assert!(serve.report(&request_id(&next)).contains("Init Duration"));
+}
+
+/// The processes whose parent is `pid`.
+fn child_pids(pid: u32) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| {
+            // `pid (comm) state ppid …`; comm may hold spaces, so split after `)`.
+            std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|stat| {
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
+                    == Some(pid)
+            })
+        })
+        .collect()
+}
+
+const COUNTER_LUA: &str = r#"
+local count = 0
+function handler(event)
+  count = count + 1
+  print("serving", event.i, count)
+  return {i = event.i, count = count}
+end
+return {handler = handler}
+"#;
+
+#[test]
+fn concurrent_invocations_are_all_served_once_one_at_a_time() {
+    const CLIENTS: usize = 20;
+    let serve = Arc::new(Serve::start(
+        scratch("serve_concurrent", &[("counter.lua", COUNTER_LUA)]),
+        "counter.handler",
+        &[],
+    ));
+    let barrier = Arc::new(Barrier::new(CLIENTS));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            let (serve, barrier) = (Arc::clone(&serve), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                let request = request_bytes("POST", INVOKE_PATH, &[], &format!(r#"{{"i":{i}}}"#));
+                let mut stream = serve.connect();
+                barrier.wait();
+                stream.write_all(&request).unwrap();
+                read_response(&mut BufReader::new(stream)).expect("an answer")
+            })
+        })
+        .collect();
+    let mut counts = Vec::new();
+    for (i, client) in clients.into_iter().enumerate() {
+        let body = assert_success(&client.join().unwrap());
+        assert_eq!(body["i"], i, "{body}");
+        counts.push(body["count"].as_u64().unwrap());
+    }
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=CLIENTS as u64).collect::<Vec<_>>());
+
+    // serve's view: START, the log line, END, REPORT, one invocation after the other.
+    let out = serve.output();
+    let lines: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("START ") || l.starts_with("END ") || l.contains("\tserving\t"))
+        .collect();
+    assert_eq!(lines.len(), 3 * CLIENTS, "{out}");
+    for (n, triple) in lines.chunks(3).enumerate() {
+        let id = triple[0]
+            .strip_prefix("START RequestId: ")
+            .and_then(|rest| rest.strip_suffix(" Version: $LATEST"))
+            .unwrap_or_else(|| panic!("not a START line: {:?}\n{out}", triple[0]));
+        assert!(triple[1].ends_with(&format!("\t{}", n + 1)), "{out}");
+        assert_eq!(triple[2], format!("END RequestId: {id}"), "{out}");
+    }
+}
+
+#[test]
+fn pipelined_invocations_are_answered_in_arrival_order() {
+    const REQUESTS: usize = 10;
+    let serve = Serve::start(
+        scratch("serve_pipelined", &[("counter.lua", COUNTER_LUA)]),
+        "counter.handler",
+        &[],
+    );
+    let mut stream = serve.connect();
+    let all: Vec<u8> = (0..REQUESTS)
+        .flat_map(|i| request_bytes("POST", INVOKE_PATH, &[], &format!(r#"{{"i":{i}}}"#)))
+        .collect();
+    stream.write_all(&all).unwrap();
+    let mut reader = BufReader::new(stream);
+    for i in 0..REQUESTS {
+        let body = assert_success(&read_response(&mut reader).expect("an answer"));
+        assert_eq!(body, json!({"i": i, "count": i + 1}));
+    }
+}
+
+#[test]
+fn event_invocations_are_queued_and_dry_runs_do_not_run() {
+    let serve = Serve::start(
+        scratch("serve_event", &[("counter.lua", COUNTER_LUA)]),
+        "counter.handler",
+        &[],
+    );
+    let dry = serve.invoke_with(&[("X-Amz-Invocation-Type", "DryRun")], r#"{"i":"dry"}"#);
+    assert_eq!(dry.status, 204);
+    assert!(dry.body.is_empty());
+
+    let event = serve.invoke_with(&[("X-Amz-Invocation-Type", "Event")], r#"{"i":"event"}"#);
+    assert_eq!(event.status, 202);
+    assert!(event.body.is_empty());
+    let event_id = request_id(&event);
+
+    // Queued behind the event: the counter shows the event ran first, the dry run never.
+    let sync = serve.invoke_with(
+        &[("X-Amz-Invocation-Type", "RequestResponse")],
+        r#"{"i":"sync"}"#,
+    );
+    assert_eq!(assert_success(&sync), json!({"i": "sync", "count": 2}));
+    serve.report(&event_id);
+    assert!(!serve.output().contains("\tdry\t"));
+
+    let bad = serve.invoke_with(&[("X-Amz-Invocation-Type", "Sometimes")], "{}");
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.header("x-amzn-errortype"), Some("ValidationException"));
+}
+
+#[test]
+fn log_tail_and_client_context() {
+    let script = r#"
+function main(event, context)
+  print("hello from the handler")
+  for i = 1, (event.lines or 0) do
+    print(string.rep("x", 100))
+  end
+  return context.client_context
+end
+"#;
+    let serve = Serve::start(
+        scratch("serve_tail", &[("app.lua", script)]),
+        "app.lua",
+        &[],
+    );
+
+    let plain = serve.invoke("{}");
+    assert_eq!(assert_success(&plain), Value::Null);
+    assert_eq!(plain.header("x-amz-log-result"), None);
+
+    let context = base64_encode(br#"{"custom": {"k": "v"}, "env": {"locale": "en"}}"#);
+    let tailed = serve.invoke_with(
+        &[
+            ("X-Amz-Log-Type", "Tail"),
+            ("X-Amz-Client-Context", &context),
+        ],
+        "{}",
+    );
+    assert_eq!(
+        assert_success(&tailed),
+        json!({"custom": {"k": "v"}, "env": {"locale": "en"}})
+    );
+    let id = request_id(&tailed);
+    let tail = base64_decode(tailed.header("x-amz-log-result").expect("X-Amz-Log-Result"));
+    let tail = String::from_utf8(tail).unwrap();
+    assert!(
+        tail.starts_with(&format!("START RequestId: {id} Version: $LATEST\n")),
+        "{tail}"
+    );
+    assert!(
+        tail.contains(&format!("\t{id}\tINFO\thello from the handler\n")),
+        "{tail}"
+    );
+    assert!(
+        tail.contains(&format!("\nEND RequestId: {id}\nREPORT RequestId: {id}\t")),
+        "{tail}"
+    );
+    assert!(tail.ends_with(" MB\n"), "{tail}");
+
+    // Only the last 4 KB, as Lambda sends.
+    let long = serve.invoke_with(&[("X-Amz-Log-Type", "Tail")], r#"{"lines": 100}"#);
+    let tail = base64_decode(long.header("x-amz-log-result").unwrap());
+    assert_eq!(tail.len(), 4096);
+    assert!(String::from_utf8_lossy(&tail).contains("\nREPORT RequestId: "));
+
+    let bad = serve.invoke_with(&[("X-Amz-Client-Context", "not base64!")], "{}");
+    assert_eq!(bad.status, 400);
+    assert_eq!(
+        bad.header("x-amzn-errortype"),
+        Some("InvalidRequestContentException")
+    );
+}
+
+#[test]
+fn other_paths_are_404_with_a_json_error() {
+    let serve = Serve::start(
+        scratch("serve_404", &[("app.lua", "function main() return 1 end")]),
+        "app.lua",
+        &[],
+    );
+    for (method, path) in [
+        ("GET", INVOKE_PATH),
+        ("POST", "/2015-03-31/functions/function"),
+        ("GET", "/"),
+    ] {
+        let response = serve.request(method, path, &[], "");
+        assert_eq!(response.status, 404, "{method} {path}");
+        assert_eq!(
+            response.header("x-amzn-errortype"),
+            Some("ResourceNotFoundException")
+        );
+        assert!(json_body(&response)["message"].is_string());
+    }
+    // Any function name is this function.
+    let response = serve.request(
+        "POST",
+        "/2015-03-31/functions/other-name/invocations",
+        &[],
+        "",
+    );
+    assert_eq!(assert_success(&response), json!(1));
+}
+
+/// boto3 against `lure serve`, run by tests/serve_sdk.py in a virtualenv this test
+/// provisions (once) under the target directory.
+#[test]
+fn aws_python_sdk_drives_serve() {
+    let script = r#"
+local M = {}
+function M.handler(event, context)
+  if event.fail then
+    error({errorType = "OrderNotFound", errorMessage = "order 42 not found"})
+  end
+  print("hello from boto3's invocation")
+  local custom = context.client_context and context.client_context.custom
+  return {greeting = "hello " .. (event.name or "world"), custom = custom}
+end
+return M
+"#;
+    let python = python_with_boto3();
+    let serve = Serve::start(
+        scratch("serve_sdk", &[("app.lua", script)]),
+        "app.handler",
+        &[],
+    );
+    let sdk_script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/serve_sdk.py");
+    let output = Command::new(&python)
+        .arg(&sdk_script)
+        .arg(format!("http://{}", serve.address))
+        .env_remove("AWS_PROFILE")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("run tests/serve_sdk.py");
+    assert!(
+        output.status.success(),
+        "serve_sdk.py failed ({})\nstdout:\n{}\nstderr:\n{}\nserve's output:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+        serve.output()
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("boto3 checks passed"));
+}
+
+/// A Python with boto3: `target/tmp/boto3-venv`, made with `python3 -m venv` and
+/// `pip install boto3` the first time. It is built under a name of its own and
+/// renamed into place, so test processes provisioning at once never see half of one.
+fn python_with_boto3() -> PathBuf {
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("boto3-venv");
+    let python = venv.join("bin/python");
+    let has_boto3 = |python: &Path| {
+        Command::new(python)
+            .args(["-c", "import boto3"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if has_boto3(&python) {
+        return python;
+    }
+    let staging = venv.with_file_name(format!("boto3-venv.{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    let run = |cmd: &mut Command| {
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+        assert!(
+            out.status.success(),
+            "{cmd:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(Command::new("python3").args(["-m", "venv"]).arg(&staging));
+    run(Command::new(staging.join("bin/python")).args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "boto3",
+    ]));
+    if !has_boto3(&python) {
+        // A broken leftover (an interrupted run before renaming existed) goes.
+        let _ = std::fs::remove_dir_all(&venv);
+    }
+    if std::fs::rename(&staging, &venv).is_err() {
+        // Another test process got there first; use its venv.
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    assert!(has_boto3(&python), "no boto3 in {}", venv.display());
+    python
+}
+
+const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+fn base64_encode(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = (0..3).fold(0u32, |n, i| n << 8 | u32::from(*chunk.get(i).unwrap_or(&0)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(BASE64[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    let mut bits = 0u32;
+    let mut count = 0;
+    let mut out = Vec::new();
+    for c in text.bytes().filter(|&c| c != b'=') {
+        let v = BASE64.iter().position(|&b| b == c).expect("base64") as u32;
+        bits = bits << 6 | v;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+        }
+    }
+    out
+}
