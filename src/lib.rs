@@ -18,3 +18,5 @@ pub mod lambda;
 pub mod local;
 pub mod log;
 pub mod stdlib;
+#[cfg(test)]
+mod test_support;

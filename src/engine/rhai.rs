@@ -516,6 +516,7 @@ mod tests {
     use super::*;
     use crate::context::{FunctionInfo, header};
     use crate::handler_spec;
+    use crate::test_support::on_main_sized_stack;
 
     type Result<T = ()> = std::result::Result<T, Diagnostic>;
 
@@ -561,17 +562,6 @@ mod tests {
 
     fn invoke_err(engine: &mut RhaiEngine, event: &str) -> Diagnostic {
         invoke(engine, event).expect_err("the invocation fails")
-    }
-
-    /// Runs `f` on a thread with the 8 MB stack of the runtime's main thread (test
-    /// threads get 2 MB).
-    fn on_main_sized_stack(f: impl FnOnce() + Send + 'static) {
-        std::thread::Builder::new()
-            .stack_size(8 << 20)
-            .spawn(f)
-            .unwrap()
-            .join()
-            .unwrap();
     }
 
     #[test]

@@ -377,6 +377,7 @@ impl Encoder<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::on_main_sized_stack;
 
     fn lua() -> mlua::Result<Lua> {
         let lua = Lua::new();
@@ -480,13 +481,7 @@ mod tests {
 
     #[test]
     fn nesting_is_bounded_on_both_sides() {
-        // Test threads have small stacks; the runtime's main thread has 8 MB.
-        std::thread::Builder::new()
-            .stack_size(8 << 20)
-            .spawn(|| nesting_at_the_limit().unwrap())
-            .unwrap()
-            .join()
-            .unwrap();
+        on_main_sized_stack(|| nesting_at_the_limit().unwrap());
     }
 
     fn nesting_at_the_limit() -> mlua::Result<()> {

@@ -197,6 +197,7 @@ fn check_depth(depth: usize) -> Result<(), EncodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::on_main_sized_stack;
 
     type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -268,17 +269,6 @@ mod tests {
         map.insert("s".into(), shared);
         assert_eq!(to_json(&Dynamic::from_map(map))?, r#"{"s":[1]}"#);
         Ok(())
-    }
-
-    /// Runs `f` on a thread with the runtime main thread's 8 MB stack (test threads
-    /// get 2 MB).
-    fn on_main_sized_stack(f: impl FnOnce() + Send + 'static) {
-        std::thread::Builder::new()
-            .stack_size(8 << 20)
-            .spawn(f)
-            .unwrap()
-            .join()
-            .unwrap();
     }
 
     #[test]

@@ -1,0 +1,12 @@
+//! Helpers shared by the unit tests.
+
+/// Runs `f` on a thread with the 8 MB stack of the runtime's main thread (as on
+/// Lambda); test threads get 2 MB, too little for the deepest JSON in a debug build.
+pub fn on_main_sized_stack(f: impl FnOnce() + Send + 'static) {
+    std::thread::Builder::new()
+        .stack_size(8 << 20)
+        .spawn(f)
+        .unwrap()
+        .join()
+        .unwrap();
+}
