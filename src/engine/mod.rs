@@ -2,6 +2,7 @@
 //! The runtime loop drives an `Engine` and knows nothing about either language.
 
 pub mod lua;
+pub mod memory;
 pub mod rhai;
 
 use std::time::{Duration, Instant};

@@ -20,7 +20,7 @@ use rhai::{
 
 use crate::context::{self, Context};
 use crate::diagnostic::{Diagnostic, error_type};
-use crate::engine::{Engine, stop_time};
+use crate::engine::{Engine, memory, script_memory_limit, stop_time};
 use crate::handler_spec::{Form, Handler};
 use crate::json::{self, Writer};
 use crate::lambda::runtime_api::{MAX_RESPONSE_BYTES, response_too_large};
@@ -78,7 +78,8 @@ impl RhaiEngine {
         let mut engine = new_engine(handler);
         let deadline = Rc::new(Cell::new(None));
         let timed_out = Rc::new(Cell::new(false));
-        stop_at_deadline(&mut engine, &deadline, &timed_out);
+        let memory_limit = script_memory_limit();
+        stop_at_deadline_or_memory_limit(&mut engine, &deadline, &timed_out, memory_limit);
         let top_level = Rc::new(RefCell::new(None));
         let capture = top_level.clone();
         engine
@@ -210,15 +211,25 @@ impl Engine for RhaiEngine {
 /// How many Rhai operations run between two looks at the clock.
 const OPERATIONS_PER_CHECK: u64 = 1024;
 
-/// Terminates the script once the invocation's stop time has passed. Rhai's
-/// `try`/`catch` cannot catch a termination, so the stop always reaches lure.
-fn stop_at_deadline(
+/// Terminates the script once the invocation's stop time has passed, or when its
+/// thread holds more heap than `memory_limit` (checked at every operation: a
+/// counter read, and each operation can only add one value, itself bounded by
+/// the size limits). Rhai's `try`/`catch` cannot catch a termination, so the stop
+/// always reaches lure.
+fn stop_at_deadline_or_memory_limit(
     engine: &mut rhai::Engine,
     deadline: &Rc<Cell<Option<Instant>>>,
     timed_out: &Rc<Cell<bool>>,
+    memory_limit: usize,
 ) {
     let (deadline, timed_out) = (deadline.clone(), timed_out.clone());
     engine.on_progress(move |operations| {
+        if memory::thread_heap() > memory_limit {
+            // The script's values are dropped as the termination unwinds it.
+            return Some(Dynamic::from(MemoryLimitHit {
+                limit_mb: memory_limit >> 20,
+            }));
+        }
         if operations % OPERATIONS_PER_CHECK != 0 {
             return None;
         }
@@ -230,6 +241,12 @@ fn stop_at_deadline(
             _ => None,
         }
     });
+}
+
+/// The termination value of a script stopped at the memory limit.
+#[derive(Debug, Clone, Copy)]
+struct MemoryLimitHit {
+    limit_mb: usize,
 }
 
 fn new_engine(handler: &Handler) -> rhai::Engine {
@@ -429,6 +446,16 @@ fn script_error(err: EvalAltResult, script: &str, function: Option<&str>) -> Dia
                     "{}: {}",
                     location(&source, position, true),
                     size_limit_message(&what)
+                ),
+            );
+        }
+        EvalAltResult::ErrorTerminated(token, _) if token.is::<MemoryLimitHit>() => {
+            let limit_mb = token.cast::<MemoryLimitHit>().limit_mb;
+            return Diagnostic::runtime(
+                error_type::OUT_OF_MEMORY,
+                format!(
+                    "{}: the script exceeded its memory limit of {limit_mb} MB",
+                    location(&source, position, true)
                 ),
             );
         }
@@ -898,7 +925,9 @@ mod tests {
             ),
             (
                 "let a = [#{ a: 0, b: 1, c: 2, d: 3, e: 4, f: 5, g: 6, h: 7, i: 8, j: 9, k: 10, l: 11, m: 12, n: 13, o: 14, p: 15 }];\nloop { a += a; }",
-                "object maps are limited to 1000000 properties",
+                // Doubling a million properties' worth of maps holds two copies at
+                // once: the heap limit (104 MB, for 128 MB) stops it first.
+                "exceeded its memory limit of 104 MB",
             ),
         ];
         for (i, (script, limit)) in cases.into_iter().enumerate() {
@@ -917,6 +946,42 @@ mod tests {
                 error_type::OUT_OF_MEMORY
             );
         }
+        Ok(())
+    }
+
+    /// A map grown through `m[key] = value` escapes Rhai's size limits (Rhai checks
+    /// the value assigned, not the map): the heap limit stops it, the values are
+    /// freed, and the next invocation may use the memory again.
+    #[test]
+    fn heap_limit_stops_what_size_limits_miss() -> Result {
+        let script = r#"
+            fn main(event, context) {
+                let s = "";
+                s.pad(100000, 'x');
+                let m = #{};
+                let n = 0;
+                for i in 0..event.n { m["k" + i] = s + i; n += 1; }
+                n
+            }
+        "#;
+        let mut engine = load("heap", "app.rhai", &[("app.rhai", script)])?;
+        let limit = script_memory_limit();
+        let entries_over = limit / 100_000 + 100;
+        let err = invoke_err(&mut engine, &format!(r#"{{"n":{entries_over}}}"#));
+        assert_eq!(err.error_type, error_type::OUT_OF_MEMORY, "{err:?}");
+        assert!(
+            err.error_message.contains(&format!("{} MB", limit >> 20)),
+            "{}",
+            err.error_message
+        );
+        // A third: `s + i` may reserve more than it uses. Had the first run's
+        // values not been freed, the heap would already be over the limit.
+        let most = limit / 100_000 / 3;
+        assert_eq!(
+            invoke(&mut engine, &format!(r#"{{"n":{most}}}"#))?,
+            most.to_string(),
+            "the memory is back"
+        );
         Ok(())
     }
 

@@ -356,6 +356,17 @@ impl Encoder<'_> {
             members.push((key, v));
         }
         members.sort_unstable_by(|(a, _), (b, _)| a.bytes().cmp(&b.bytes()));
+        // `t[2]` and `t["2"]` are two entries but one JSON key: writing both would
+        // give a document whose readers keep one of them, silently.
+        if let Some(pair) = members
+            .windows(2)
+            .find(|w| w[0].0.bytes() == w[1].0.bytes())
+        {
+            let key = String::from_utf8_lossy(&pair[0].0.bytes()).into_owned();
+            return Err(EncodeError::new(format!(
+                "table has the number key {key} and the string key \"{key}\", the same JSON object key"
+            )));
+        }
 
         self.writer.begin_object();
         for (i, (key, value)) in members.iter().enumerate() {
@@ -441,6 +452,15 @@ mod tests {
             (
                 "{co = coroutine.create(print)}",
                 "a thread cannot be encoded as JSON at $.co",
+            ),
+            // Found by the `encode_lua` fuzz target: these became duplicate keys.
+            (
+                "{a = {[2] = 'x', ['2'] = 'y', [3] = 'z'}}",
+                "table has the number key 2 and the string key \"2\", the same JSON object key at $.a",
+            ),
+            (
+                "{[0.5] = 1, ['0.5'] = 2}",
+                "table has the number key 0.5 and the string key \"0.5\", the same JSON object key at $",
             ),
         ];
         for (expr, message) in cases {

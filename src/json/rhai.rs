@@ -215,6 +215,25 @@ mod tests {
         format!("{}{}", "[".repeat(depth), "]".repeat(depth))
     }
 
+    /// Found by the `decode_rhai` fuzz target: serde_json's default float parser
+    /// may be one ULP off, so a number lure wrote (shortest round-trip form) did
+    /// not read back as itself. The `float_roundtrip` feature parses exactly.
+    #[test]
+    fn floats_decode_correctly_rounded() -> Result {
+        for text in [
+            "1.8446744073709521e+27",
+            "-9.223372036854777e+43",
+            "0.30000000000000004",
+            "2.2250738585072014e-308",
+            "1.7976931348623157e308",
+        ] {
+            let expected: f64 = text.parse()?;
+            assert_eq!(decode(text.as_bytes())?.as_float()?, expected, "{text}");
+            assert_eq!(round_trip(text)?.parse::<f64>()?, expected, "{text}");
+        }
+        Ok(())
+    }
+
     #[test]
     fn values_round_trip() -> Result {
         for text in [

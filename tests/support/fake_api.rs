@@ -1,6 +1,10 @@
 //! A fake AWS Lambda Runtime API (2018-06-01) on std only: a thread per connection,
 //! HTTP/1.1 keep-alive, `/next` long-polling a queue the test fills, every POST
 //! recorded. Faults are scripted replies, taken in order, per kind of request.
+//!
+//! Like Lambda, the fake accepts one answer per invocation: a later POST for a
+//! request id that already has an accepted answer gets a 400, so a runtime that
+//! retries after a lost reply sees what it would see on Lambda.
 
 use std::collections::VecDeque;
 use std::io::{BufReader, Write};
@@ -24,6 +28,9 @@ pub struct Invocation {
     /// Sent as given (Lambda's capitalisation); lure must lower-case them itself.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Set `Lambda-Runtime-Deadline-Ms` this long after the moment `/next` hands
+    /// the invocation out, rather than from when it was queued.
+    pub deadline_after_dispatch: Option<Duration>,
 }
 
 impl Invocation {
@@ -34,6 +41,7 @@ impl Invocation {
             request_id: request_id.to_owned(),
             headers: Vec::new(),
             body: body.into(),
+            deadline_after_dispatch: None,
         }
         .header("Lambda-Runtime-Aws-Request-Id", request_id)
         .deadline_ms(epoch_ms() + DEFAULT_DEADLINE.as_millis() as u64)
@@ -54,6 +62,13 @@ impl Invocation {
 
     pub fn deadline_ms(self, ms: impl ToString) -> Self {
         self.header("Lambda-Runtime-Deadline-Ms", ms)
+    }
+
+    /// A deadline `distance` after `/next` hands the invocation out: for invocations
+    /// queued in bulk, each of which must get its full time.
+    pub fn deadline_in(mut self, distance: Duration) -> Self {
+        self.deadline_after_dispatch = Some(distance);
+        self
     }
 
     pub fn trace_id(self, id: &str) -> Self {
@@ -95,8 +110,11 @@ pub struct Post {
     /// Names lower-cased.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
-    /// What the fake answered: `None` when it dropped the connection instead.
+    /// What the fake recorded: `None` when it dropped the connection instead of
+    /// answering; `Some(202)` for [`Reply::AcceptThenDrop`], whose answer was lost.
     pub status: Option<u16>,
+    /// When the request had been fully received, in ms since the epoch.
+    pub received_ms: u64,
 }
 
 impl Post {
@@ -133,6 +151,10 @@ pub enum Reply {
     /// Read the request, then close the connection without answering. A POST is
     /// still recorded (with status `None`).
     Drop,
+    /// POST only: accept the answer (recorded with status 202), then close the
+    /// connection before the 202 reaches lure, as when the API restarts at the wrong
+    /// moment. A retry of that POST then gets Lambda's 400. On `/next`: as `Drop`.
+    AcceptThenDrop,
 }
 
 /// Everything the fake has seen so far.
@@ -145,6 +167,17 @@ pub struct Log {
     pub next_requests: usize,
     /// Requests to paths the Runtime API does not have, as `METHOD path`.
     pub unexpected: Vec<String>,
+}
+
+impl Log {
+    /// Accepted answers (responses and errors) for one invocation: exactly one once
+    /// it has been answered, whatever faults and retries happened on the way.
+    pub fn accepted_answers(&self, request_id: &str) -> usize {
+        self.posts
+            .iter()
+            .filter(|p| p.request_id.as_deref() == Some(request_id) && p.accepted())
+            .count()
+    }
 }
 
 #[derive(Default)]
@@ -311,6 +344,8 @@ enum Answer {
         body: Vec<u8>,
     },
     Drop,
+    /// Recorded as accepted, then the connection is closed without answering.
+    AcceptThenDrop,
 }
 
 impl Answer {
@@ -331,6 +366,7 @@ impl Answer {
         match reply {
             Reply::Status(status) => Answer::status(status),
             Reply::Drop => Answer::Drop,
+            Reply::AcceptThenDrop => Answer::AcceptThenDrop,
         }
     }
 }
@@ -357,7 +393,7 @@ fn serve_connection(stream: TcpStream, shared: &Shared, prefix: &str) {
                     return;
                 }
             }
-            Answer::Drop => {
+            Answer::Drop | Answer::AcceptThenDrop => {
                 let _ = writer.shutdown(Shutdown::Both);
                 return;
             }
@@ -397,8 +433,17 @@ fn route(request: &Request, shared: &Shared, prefix: &str) -> Answer {
         return Answer::status(404);
     };
     let mut state = shared.lock();
+    let already_answered = request_id
+        .as_deref()
+        .is_some_and(|id| state.log.accepted_answers(id) > 0);
     let answer = match state.post_replies.pop_front() {
         Some(reply) => Answer::scripted(reply),
+        // What Lambda says to a second answer for the same invocation.
+        None if already_answered => Answer::Send {
+            status: 400,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: br#"{"errorMessage":"Invalid state transition: invocation already answered","errorType":"InvalidStateTransition"}"#.to_vec(),
+        },
         None => Answer::status(202),
     };
     state.log.posts.push(Post {
@@ -410,7 +455,9 @@ fn route(request: &Request, shared: &Shared, prefix: &str) -> Answer {
         status: match &answer {
             Answer::Send { status, .. } => Some(*status),
             Answer::Drop => None,
+            Answer::AcceptThenDrop => Some(202),
         },
+        received_ms: epoch_ms(),
     });
     drop(state);
     shared.changed.notify_all();
@@ -423,13 +470,19 @@ fn next(shared: &Shared) -> Answer {
     state.log.next_requests += 1;
     shared.changed.notify_all();
     if let Some(reply) = state.next_replies.pop_front() {
-        return Answer::scripted(reply);
+        return match Answer::scripted(reply) {
+            Answer::AcceptThenDrop => Answer::Drop,
+            answer => answer,
+        };
     }
     loop {
         if state.shutdown {
             return Answer::Drop;
         }
-        if let Some(invocation) = state.queue.pop_front() {
+        if let Some(mut invocation) = state.queue.pop_front() {
+            if let Some(distance) = invocation.deadline_after_dispatch {
+                invocation = invocation.deadline_ms(epoch_ms() + distance.as_millis() as u64);
+            }
             // Deliberately no Content-Type: lure must not rely on it.
             return Answer::Send {
                 status: 200,

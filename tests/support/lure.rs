@@ -74,6 +74,11 @@ impl Lure {
         }
     }
 
+    /// The process id, e.g. to read `/proc/PID/status`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything lure wrote to stdout and stderr so far.
     pub fn output(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

@@ -12,11 +12,15 @@
 //!
 //! Faults: `s.api.script_post(Reply::Status(500))` makes the next POST get a 500
 //! (recorded with that status); `Reply::Drop` closes the connection instead of
-//! answering; `s.api.script_next(..)` does the same for `GET /next`.
+//! answering; `Reply::AcceptThenDrop` accepts a POST but loses the 202 on the way
+//! back; `s.api.script_next(..)` does the same for `GET /next`. A second answer for
+//! an invocation already answered gets a 400, as on Lambda; `Log::accepted_answers`
+//! counts what was accepted. Every POST records when it arrived (`received_ms`).
 //! More kinds of fault are new [`Reply`] variants, handled in `fake_api::Answer`.
-//! An API that is not listening yet: bind a `TcpListener` on `127.0.0.1:0`, note its
-//! address, drop it, start [`Lure::spawn`] on that address, and later serve it with
-//! `FakeApi::on_listener(TcpListener::bind(addr)?, "")`.
+//! An API that is not listening yet: [`Scenario::start_before_api`] (by hand: bind a
+//! `TcpListener` on `127.0.0.1:0`, note its address, drop it, start [`Lure::spawn`]
+//! on that address, and later serve it with
+//! `FakeApi::on_listener(TcpListener::bind(addr)?, "")`).
 //!
 //! Every wait is an upper bound ([`WAIT`]) that only matters when something is broken.
 
@@ -28,6 +32,7 @@ pub mod http;
 pub mod lure;
 pub mod scratch;
 
+use std::net::TcpListener;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
@@ -97,6 +102,28 @@ impl Scenario {
             &self.scratch.log_path(),
             customize,
         ));
+        self
+    }
+
+    /// Starts lure on an address where nothing listens yet, waits `delay`, then
+    /// serves a fresh fake API there: the Runtime API not yet up when lure starts.
+    /// Push invocations after this returns (the API is replaced).
+    pub fn start_before_api(&mut self, handler: &str, delay: Duration) -> &mut Self {
+        assert!(self.lure.is_none(), "lure is already running");
+        let reserved = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = reserved.local_addr().expect("listener address");
+        drop(reserved);
+        self.lure = Some(Lure::spawn(
+            &addr.to_string(),
+            handler,
+            &self.scratch.task_root(),
+            &[],
+            &self.scratch.log_path(),
+        ));
+        std::thread::sleep(delay);
+        let listener = TcpListener::bind(addr)
+            .unwrap_or_else(|e| panic!("bind {addr} again for the late API: {e}"));
+        self.api = FakeApi::on_listener(listener, "");
         self
     }
 
