@@ -1,10 +1,9 @@
 //! JSON ↔ Lua values (SPEC §4).
 
-use std::cell::RefCell;
-use std::ffi::c_void;
+use std::ffi::{c_char, c_int, c_void};
 use std::fmt;
 
-use mlua::{LightUserData, Lua, Table, Value};
+use mlua::{LightUserData, Lua, Table, Value, ffi};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
 use super::{EncodeError, MAX_DEPTH, Writer, decode_with, too_deep};
@@ -65,151 +64,200 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
+/// Runs `f` on the state's raw stack with `args` pushed, the garbage collector
+/// paused and no memory limit, so that no Lua API call inside `f` can raise an
+/// error (which would jump over Rust frames). The limit is checked afterwards.
+/// This is the fast path for whole documents: one protected call instead of one
+/// per value created or read.
+fn with_raw_stack(
+    lua: &Lua,
+    args: impl mlua::IntoLuaMulti,
+    f: impl FnOnce(*mut ffi::lua_State),
+) -> mlua::Result<Value> {
+    let limit = lua.set_memory_limit(0)?;
+    // SAFETY: `f` only uses the stack above the arguments, and with the collector
+    // paused and no limit the API calls it makes cannot raise Lua errors.
+    let result = unsafe {
+        lua.exec_raw::<Value>(args, |state| {
+            let collecting = ffi::lua_gc(state, ffi::LUA_GCISRUNNING, 0) != 0;
+            if collecting {
+                ffi::lua_gc(state, ffi::LUA_GCSTOP, 0);
+            }
+            f(state);
+            if collecting {
+                ffi::lua_gc(state, ffi::LUA_GCRESTART, 0);
+            }
+        })
+    };
+    lua.set_memory_limit(limit)?;
+    if limit != 0 && lua.used_memory() > limit {
+        return Err(mlua::Error::MemoryError("not enough memory".into()));
+    }
+    result
+}
+
+/// Stack index of `json.array_mt` while decoding or encoding (the second argument
+/// of the raw call; the first is the value or a placeholder).
+const ARRAY_MT: c_int = 2;
+
 /// Decodes JSON text into a Lua value: objects → tables, arrays → tables carrying
 /// `json.array_mt`, `null` → `json.null`, integers → integers, others → floats.
 pub fn decode(lua: &Lua, bytes: &[u8]) -> Result<Value, DecodeError> {
-    let lua_failure = RefCell::new(None);
-    let result = with_sentinels(lua, |s| {
-        decode_with(
-            bytes,
-            LuaSeed {
-                lua,
-                array_mt: &s.array_mt,
-                lua_failure: &lua_failure,
-                depth: 0,
-            },
-        )
-    });
-    result.map_err(|e| match lua_failure.into_inner() {
-        Some(lua_error) => DecodeError::Lua(lua_error),
-        None => DecodeError::Json(e),
+    let array_mt = with_sentinels(lua, |s| s.array_mt.clone());
+    let mut outcome = None;
+    let value = with_raw_stack(lua, (Value::Nil, array_mt), |state| {
+        let decoded = decode_with(bytes, RawSeed { state, depth: 0 });
+        // SAFETY: on success the value is on top; leave exactly it as the result.
+        unsafe {
+            if decoded.is_ok() {
+                ffi::lua_replace(state, 1);
+                ffi::lua_settop(state, 1);
+            } else {
+                ffi::lua_settop(state, 0);
+            }
+        }
+        outcome = Some(decoded);
     })
+    .map_err(DecodeError::Lua)?;
+    match outcome {
+        Some(Ok(())) => Ok(value),
+        Some(Err(e)) => Err(DecodeError::Json(e)),
+        None => unreachable!("the raw call ran"),
+    }
 }
 
+/// Pushes each decoded value onto the Lua stack.
 #[derive(Clone, Copy)]
-struct LuaSeed<'a> {
-    lua: &'a Lua,
-    array_mt: &'a Table,
-    /// The Lua error that stopped decoding, kept whole for the caller.
-    lua_failure: &'a RefCell<Option<mlua::Error>>,
+struct RawSeed {
+    state: *mut ffi::lua_State,
     /// Containers enclosing the value being decoded.
     depth: usize,
 }
 
-impl LuaSeed<'_> {
+impl RawSeed {
     fn nested(self) -> Self {
-        LuaSeed {
+        RawSeed {
             depth: self.depth + 1,
             ..self
         }
     }
+
+    /// Room for a container, its key and its value, or an error.
+    fn reserve<E: de::Error>(self) -> Result<(), E> {
+        if self.depth >= MAX_DEPTH {
+            return Err(too_deep());
+        }
+        // SAFETY: a valid state; `lua_checkstack` reports failure, never raises.
+        if unsafe { ffi::lua_checkstack(self.state, 3) } == 0 {
+            return Err(E::custom("the Lua stack cannot grow"));
+        }
+        Ok(())
+    }
+
+    fn push_str(self, s: &str) {
+        // SAFETY: pushes a copy of the bytes; cannot raise (see `with_raw_stack`).
+        unsafe { ffi::lua_pushlstring(self.state, s.as_ptr().cast::<c_char>(), s.len()) };
+    }
 }
 
-impl<'de> DeserializeSeed<'de> for LuaSeed<'_> {
-    type Value = Value;
+impl<'de> DeserializeSeed<'de> for RawSeed {
+    type Value = ();
 
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl LuaSeed<'_> {
-    fn fail<E: de::Error>(&self, e: mlua::Error) -> E {
-        let error = E::custom(&e);
-        *self.lua_failure.borrow_mut() = Some(e);
-        error
-    }
-}
-
-impl<'de> Visitor<'de> for LuaSeed<'_> {
-    type Value = Value;
+// SAFETY (every `unsafe` below): pushes onto the stack of the raw call, which has
+// room (`reserve`) and cannot raise errors (see `with_raw_stack`).
+impl<'de> Visitor<'de> for RawSeed {
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON value")
     }
 
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(null())
+    fn visit_unit<E>(self) -> Result<(), E> {
+        unsafe { ffi::lua_pushlightuserdata(self.state, std::ptr::null_mut()) };
+        Ok(())
     }
 
-    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
-        Ok(Value::Boolean(b))
+    fn visit_bool<E>(self, b: bool) -> Result<(), E> {
+        unsafe { ffi::lua_pushboolean(self.state, c_int::from(b)) };
+        Ok(())
     }
 
-    fn visit_i64<E>(self, i: i64) -> Result<Value, E> {
-        Ok(Value::Integer(i))
+    fn visit_i64<E>(self, i: i64) -> Result<(), E> {
+        unsafe { ffi::lua_pushinteger(self.state, i) };
+        Ok(())
     }
 
-    fn visit_u64<E>(self, u: u64) -> Result<Value, E> {
-        Ok(match i64::try_from(u) {
-            Ok(i) => Value::Integer(i),
-            Err(_) => Value::Number(u as f64),
-        })
-    }
-
-    fn visit_f64<E>(self, f: f64) -> Result<Value, E> {
-        Ok(Value::Number(f))
-    }
-
-    fn visit_str<E: de::Error>(self, s: &str) -> Result<Value, E> {
-        self.lua
-            .create_string(s)
-            .map(Value::String)
-            .map_err(|e| self.fail(e))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        if self.depth >= MAX_DEPTH {
-            return Err(too_deep());
+    fn visit_u64<E>(self, u: u64) -> Result<(), E> {
+        match i64::try_from(u) {
+            Ok(i) => unsafe { ffi::lua_pushinteger(self.state, i) },
+            Err(_) => unsafe { ffi::lua_pushnumber(self.state, u as f64) },
         }
-        let table = self
-            .lua
-            .create_table_with_capacity(seq.size_hint().unwrap_or(0), 0)
-            .map_err(|e| self.fail(e))?;
-        table
-            .set_metatable(Some(self.array_mt.clone()))
-            .map_err(|e| self.fail(e))?;
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, f: f64) -> Result<(), E> {
+        unsafe { ffi::lua_pushnumber(self.state, f) };
+        Ok(())
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<(), E> {
+        self.push_str(s);
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.reserve()?;
+        let hint = seq.size_hint().unwrap_or(0).min(c_int::MAX as usize) as c_int;
+        unsafe {
+            ffi::lua_createtable(self.state, hint, 0);
+            ffi::lua_pushvalue(self.state, ARRAY_MT);
+            ffi::lua_setmetatable(self.state, -2);
+        }
         let mut index = 1;
-        while let Some(item) = seq.next_element_seed(self.nested())? {
-            table.raw_set(index, item).map_err(|e| self.fail(e))?;
+        while seq.next_element_seed(self.nested())?.is_some() {
+            unsafe { ffi::lua_rawseti(self.state, -2, index) };
             index += 1;
         }
-        Ok(Value::Table(table))
+        Ok(())
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        if self.depth >= MAX_DEPTH {
-            return Err(too_deep());
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        self.reserve()?;
+        unsafe { ffi::lua_createtable(self.state, 0, 0) };
+        while map.next_key_seed(KeySeed(self))?.is_some() {
+            map.next_value_seed(self.nested())?;
+            unsafe { ffi::lua_rawset(self.state, -3) };
         }
-        let table = self.lua.create_table().map_err(|e| self.fail(e))?;
-        while let Some(key) = map.next_key_seed(KeySeed(self))? {
-            let value = map.next_value_seed(self.nested())?;
-            table.raw_set(key, value).map_err(|e| self.fail(e))?;
-        }
-        Ok(Value::Table(table))
+        Ok(())
     }
 }
 
 /// Object keys go straight to Lua strings, without an owned Rust copy.
-struct KeySeed<'a>(LuaSeed<'a>);
+struct KeySeed(RawSeed);
 
-impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
-    type Value = mlua::LuaString;
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = ();
 
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<mlua::LuaString, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_str(self)
     }
 }
 
-impl<'de> Visitor<'de> for KeySeed<'_> {
-    type Value = mlua::LuaString;
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an object key")
     }
 
-    fn visit_str<E: de::Error>(self, s: &str) -> Result<mlua::LuaString, E> {
-        self.0.lua.create_string(s).map_err(|e| self.0.fail(e))
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<(), E> {
+        self.0.push_str(s);
+        Ok(())
     }
 }
 
@@ -217,170 +265,257 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
 /// `json.array_mt` are arrays, other tables objects (keys sorted, so output is
 /// stable); anything JSON cannot hold is an [`EncodeError`] naming its path.
 pub fn encode(lua: &Lua, value: &Value, writer: &mut Writer) -> Result<(), EncodeError> {
-    with_sentinels(lua, |s| {
-        Encoder {
-            writer,
-            array_mt: s.array_mt.to_pointer(),
+    let array_mt = with_sentinels(lua, |s| s.array_mt.clone());
+    let mut outcome = None;
+    with_raw_stack(lua, (value.clone(), array_mt), |state| {
+        let mut encoder = RawEncoder {
+            state,
+            writer: &mut *writer,
             enclosing: Vec::new(),
-        }
-        .value(value)
+        };
+        outcome = Some(encoder.value(1));
+        // SAFETY: nothing is returned.
+        unsafe { ffi::lua_settop(state, 0) };
     })
+    .map_err(|e| EncodeError::new(e.to_string()))?;
+    outcome.unwrap_or_else(|| unreachable!("the raw call ran"))
 }
 
-struct Encoder<'w> {
+/// Walks a value on the raw stack, writing JSON.
+///
+/// SAFETY (every `unsafe` in its methods): reads and pushes on the stack of the
+/// raw call, which has room (`lua_checkstack` per table) and cannot raise errors
+/// (see `with_raw_stack`); the bytes of a string stay valid while the string is
+/// on the stack or a key of a table on the stack, which is unchanged meanwhile.
+struct RawEncoder<'w> {
+    state: *mut ffi::lua_State,
     writer: &'w mut Writer,
-    array_mt: *const c_void,
     /// Tables being encoded, outermost first: finds cycles and bounds depth.
     enclosing: Vec<*const c_void>,
 }
 
+/// An object key: a Lua string's bytes, or a number written as JSON text.
 enum Key {
-    Lua(mlua::LuaString),
-    Owned(String),
+    Str(*const u8, usize),
+    Integer(i64, String),
+    Float(f64, String),
 }
 
 impl Key {
-    fn bytes(&self) -> std::borrow::Cow<'_, [u8]> {
+    fn bytes(&self) -> &[u8] {
         match self {
-            Key::Lua(s) => std::borrow::Cow::Owned(s.as_bytes().to_vec()),
-            Key::Owned(s) => std::borrow::Cow::Borrowed(s.as_bytes()),
+            // SAFETY: see `RawEncoder`: the key string is alive in its table.
+            Key::Str(ptr, len) => unsafe { std::slice::from_raw_parts(*ptr, *len) },
+            Key::Integer(_, text) | Key::Float(_, text) => text.as_bytes(),
         }
     }
 }
 
-impl Encoder<'_> {
-    fn value(&mut self, value: &Value) -> Result<(), EncodeError> {
-        match value {
-            Value::Nil => self.writer.null(),
-            Value::Boolean(b) => self.writer.bool(*b),
-            Value::Integer(i) => self.writer.int(*i),
-            Value::Number(f) => self.writer.float(*f)?,
-            Value::String(s) => match s.to_str() {
-                Ok(text) => self.writer.string(&text),
+impl RawEncoder<'_> {
+    fn string_at(&self, index: c_int) -> &[u8] {
+        let mut len = 0;
+        let ptr = unsafe { ffi::lua_tolstring(self.state, index, &mut len) };
+        unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) }
+    }
+
+    /// Encodes the value at stack `index` (absolute).
+    fn value(&mut self, index: c_int) -> Result<(), EncodeError> {
+        let state = self.state;
+        match unsafe { ffi::lua_type(state, index) } {
+            ffi::LUA_TNIL => self.writer.null(),
+            ffi::LUA_TBOOLEAN => self
+                .writer
+                .bool(unsafe { ffi::lua_toboolean(state, index) } != 0),
+            ffi::LUA_TNUMBER => {
+                if unsafe { ffi::lua_isinteger(state, index) } != 0 {
+                    self.writer
+                        .int(unsafe { ffi::lua_tointegerx(state, index, std::ptr::null_mut()) });
+                } else {
+                    self.writer
+                        .float(unsafe { ffi::lua_tonumberx(state, index, std::ptr::null_mut()) })?;
+                }
+            }
+            ffi::LUA_TSTRING => match std::str::from_utf8(self.string_at(index)) {
+                Ok(text) => {
+                    // The borrow of the stack ends before the writer is used.
+                    let (ptr, len) = (text.as_ptr(), text.len());
+                    let text = unsafe {
+                        std::str::from_utf8_unchecked(std::slice::from_raw_parts(ptr, len))
+                    };
+                    self.writer.string(text);
+                }
                 Err(_) => return Err(EncodeError::new("string is not valid UTF-8")),
             },
-            Value::Table(t) => self.table(t)?,
-            Value::LightUserData(p) if p.0.is_null() => self.writer.null(),
-            Value::LightUserData(p) if p.0 == empty_array_ptr() => {
-                self.writer.begin_array();
-                self.writer.end_array(true);
+            ffi::LUA_TTABLE => self.table(index)?,
+            ffi::LUA_TLIGHTUSERDATA => {
+                let ptr = unsafe { ffi::lua_touserdata(state, index) };
+                if ptr.is_null() {
+                    self.writer.null();
+                } else if ptr == empty_array_ptr() {
+                    self.writer.begin_array();
+                    self.writer.end_array(true);
+                } else {
+                    return Err(EncodeError::new(
+                        "a lightuserdata cannot be encoded as JSON",
+                    ));
+                }
             }
             other => {
+                let name = match other {
+                    ffi::LUA_TFUNCTION => "function",
+                    ffi::LUA_TTHREAD => "thread",
+                    _ => "userdata",
+                };
                 return Err(EncodeError::new(format!(
-                    "a {} cannot be encoded as JSON",
-                    other.type_name()
+                    "a {name} cannot be encoded as JSON"
                 )));
             }
         }
         Ok(())
     }
 
-    fn table(&mut self, table: &Table) -> Result<(), EncodeError> {
-        let ptr = table.to_pointer();
+    fn table(&mut self, index: c_int) -> Result<(), EncodeError> {
+        let ptr = unsafe { ffi::lua_topointer(self.state, index) };
         if self.enclosing.contains(&ptr) {
             return Err(EncodeError::new("table contains itself (recursive table)"));
         }
-        if self.enclosing.len() >= MAX_DEPTH {
+        if self.enclosing.len() >= MAX_DEPTH || unsafe { ffi::lua_checkstack(self.state, 4) } == 0 {
             return Err(EncodeError::new(format!(
                 "tables nested deeper than {MAX_DEPTH} levels"
             )));
         }
         self.enclosing.push(ptr);
-        let result = self.table_contents(table);
+        let result = self.table_contents(index);
         self.enclosing.pop();
         result
     }
 
-    fn table_contents(&mut self, table: &Table) -> Result<(), EncodeError> {
-        let is_array_mt = table
-            .metatable()
-            .is_some_and(|mt| mt.to_pointer() == self.array_mt);
-        if is_array_mt {
-            let items = (1..=table.raw_len())
-                .map(|i| table.raw_get::<Value>(i))
-                .collect::<mlua::Result<Vec<_>>>()
-                .map_err(|e| EncodeError::new(e.to_string()))?;
-            return self.array(&items);
-        }
-
-        let mut entries = Vec::new();
-        let mut all_positive_integers = true;
-        for pair in table.pairs::<Value, Value>() {
-            let (k, v) = pair.map_err(|e| EncodeError::new(e.to_string()))?;
-            all_positive_integers &= matches!(k, Value::Integer(i) if i >= 1);
-            entries.push((k, v));
-        }
-        if all_positive_integers && !entries.is_empty() {
-            let max = entries
-                .iter()
-                .map(|(k, _)| k.as_integer().unwrap_or(0))
-                .max()
-                .unwrap_or(0);
-            if max as usize == entries.len() {
-                entries.sort_unstable_by_key(|(k, _)| k.as_integer().unwrap_or(0));
-                let items: Vec<Value> = entries.into_iter().map(|(_, v)| v).collect();
-                return self.array(&items);
+    fn has_array_mt(&self, index: c_int) -> bool {
+        let state = self.state;
+        unsafe {
+            if ffi::lua_getmetatable(state, index) == 0 {
+                return false;
             }
+            let same = ffi::lua_rawequal(state, -1, ARRAY_MT) != 0;
+            ffi::lua_pop(state, 1);
+            same
         }
-        self.object(entries)
     }
 
-    fn array(&mut self, items: &[Value]) -> Result<(), EncodeError> {
-        self.writer.begin_array();
-        for (i, item) in items.iter().enumerate() {
-            self.writer.element(i == 0);
-            self.value(item).map_err(|e| e.at_index(i))?;
+    fn table_contents(&mut self, index: c_int) -> Result<(), EncodeError> {
+        let state = self.state;
+        if self.has_array_mt(index) {
+            let len = unsafe { ffi::lua_rawlen(state, index) };
+            return self.array(index, len);
         }
-        self.writer.end_array(items.is_empty());
+        // One pass over the keys: is it a sequence 1..n?
+        let (mut count, mut max, mut sequence) = (0usize, 0i64, true);
+        unsafe {
+            ffi::lua_pushnil(state);
+            while ffi::lua_next(state, index) != 0 {
+                count += 1;
+                if sequence
+                    && ffi::lua_type(state, -2) == ffi::LUA_TNUMBER
+                    && ffi::lua_isinteger(state, -2) != 0
+                {
+                    let key = ffi::lua_tointegerx(state, -2, std::ptr::null_mut());
+                    sequence = key >= 1;
+                    max = max.max(key);
+                } else {
+                    sequence = false;
+                }
+                ffi::lua_pop(state, 1);
+            }
+        }
+        if sequence && count > 0 && max as usize == count {
+            return self.array(index, count);
+        }
+        self.object(index, count)
+    }
+
+    fn array(&mut self, index: c_int, len: usize) -> Result<(), EncodeError> {
+        self.writer.begin_array();
+        for i in 0..len {
+            self.writer.element(i == 0);
+            unsafe { ffi::lua_rawgeti(self.state, index, i as i64 + 1) };
+            let top = unsafe { ffi::lua_gettop(self.state) };
+            self.value(top).map_err(|e| e.at_index(i))?;
+            unsafe { ffi::lua_pop(self.state, 1) };
+        }
+        self.writer.end_array(len == 0);
         Ok(())
     }
 
-    fn object(&mut self, entries: Vec<(Value, Value)>) -> Result<(), EncodeError> {
-        let mut members = Vec::with_capacity(entries.len());
-        for (k, v) in entries {
-            let key = match k {
-                Value::String(s) => Key::Lua(s),
-                Value::Integer(i) => Key::Owned(i.to_string()),
-                Value::Number(f) => {
-                    let mut w = Writer::new(false);
-                    w.float(f)?;
-                    Key::Owned(String::from_utf8(w.into_bytes()).expect("ASCII number"))
-                }
-                other => {
-                    return Err(EncodeError::new(format!(
-                        "a table key of type {} cannot be a JSON object key",
-                        other.type_name()
-                    )));
-                }
-            };
-            members.push((key, v));
+    fn object(&mut self, index: c_int, count: usize) -> Result<(), EncodeError> {
+        let state = self.state;
+        let mut keys = Vec::with_capacity(count);
+        unsafe {
+            ffi::lua_pushnil(state);
+            while ffi::lua_next(state, index) != 0 {
+                let key = match ffi::lua_type(state, -2) {
+                    ffi::LUA_TSTRING => {
+                        let mut len = 0;
+                        let ptr = ffi::lua_tolstring(state, -2, &mut len);
+                        Key::Str(ptr.cast::<u8>(), len)
+                    }
+                    ffi::LUA_TNUMBER if ffi::lua_isinteger(state, -2) != 0 => {
+                        let i = ffi::lua_tointegerx(state, -2, std::ptr::null_mut());
+                        Key::Integer(i, i.to_string())
+                    }
+                    ffi::LUA_TNUMBER => {
+                        let f = ffi::lua_tonumberx(state, -2, std::ptr::null_mut());
+                        let mut w = Writer::new(false);
+                        w.float(f)?;
+                        Key::Float(f, String::from_utf8(w.into_bytes()).expect("ASCII number"))
+                    }
+                    other => {
+                        let name = match other {
+                            ffi::LUA_TBOOLEAN => "boolean",
+                            ffi::LUA_TTABLE => "table",
+                            ffi::LUA_TFUNCTION => "function",
+                            ffi::LUA_TTHREAD => "thread",
+                            ffi::LUA_TLIGHTUSERDATA => "lightuserdata",
+                            _ => "userdata",
+                        };
+                        return Err(EncodeError::new(format!(
+                            "a table key of type {name} cannot be a JSON object key"
+                        )));
+                    }
+                };
+                keys.push(key);
+                ffi::lua_pop(state, 1);
+            }
         }
-        members.sort_unstable_by(|(a, _), (b, _)| a.bytes().cmp(&b.bytes()));
+        keys.sort_unstable_by(|a, b| a.bytes().cmp(b.bytes()));
         // `t[2]` and `t["2"]` are two entries but one JSON key: writing both would
         // give a document whose readers keep one of them, silently.
-        if let Some(pair) = members
-            .windows(2)
-            .find(|w| w[0].0.bytes() == w[1].0.bytes())
-        {
-            let key = String::from_utf8_lossy(&pair[0].0.bytes()).into_owned();
+        if let Some(pair) = keys.windows(2).find(|w| w[0].bytes() == w[1].bytes()) {
+            let key = String::from_utf8_lossy(pair[0].bytes()).into_owned();
             return Err(EncodeError::new(format!(
                 "table has the number key {key} and the string key \"{key}\", the same JSON object key"
             )));
         }
 
         self.writer.begin_object();
-        for (i, (key, value)) in members.iter().enumerate() {
-            let key_text = match key {
-                Key::Lua(s) => s
-                    .to_str()
-                    .map(|s| s.to_owned())
-                    .map_err(|_| EncodeError::new("table key is not valid UTF-8"))?,
-                Key::Owned(s) => s.clone(),
-            };
-            self.writer.member(i == 0, &key_text);
-            self.value(value).map_err(|e| e.at_key(key_text))?;
+        for (i, key) in keys.iter().enumerate() {
+            let key_text = std::str::from_utf8(key.bytes())
+                .map_err(|_| EncodeError::new("table key is not valid UTF-8"))?;
+            self.writer.member(i == 0, key_text);
+            unsafe {
+                match key {
+                    Key::Str(ptr, len) => {
+                        ffi::lua_pushlstring(state, ptr.cast::<c_char>(), *len);
+                    }
+                    Key::Integer(i, _) => ffi::lua_pushinteger(state, *i),
+                    Key::Float(f, _) => ffi::lua_pushnumber(state, *f),
+                }
+                ffi::lua_rawget(state, index);
+            }
+            let top = unsafe { ffi::lua_gettop(state) };
+            self.value(top).map_err(|e| e.at_key(key_text))?;
+            unsafe { ffi::lua_pop(state, 1) };
         }
-        self.writer.end_object(members.is_empty());
+        self.writer.end_object(keys.is_empty());
         Ok(())
     }
 }
