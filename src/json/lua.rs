@@ -294,19 +294,25 @@ struct RawEncoder<'w> {
     enclosing: Vec<*const c_void>,
 }
 
-/// An object key: a Lua string's bytes, or a number written as JSON text.
+/// A table entry whose key and value sit on the stack (key at `slot`, value above).
+struct Entry {
+    slot: c_int,
+    key: Key,
+}
+
+/// An object key: a Lua string's bytes, or a number (also written as JSON text).
 enum Key {
     Str(*const u8, usize),
     Integer(i64, String),
-    Float(f64, String),
+    Float(String),
 }
 
 impl Key {
     fn bytes(&self) -> &[u8] {
         match self {
-            // SAFETY: see `RawEncoder`: the key string is alive in its table.
+            // SAFETY: see `RawEncoder`: the key string is on the stack.
             Key::Str(ptr, len) => unsafe { std::slice::from_raw_parts(*ptr, *len) },
-            Key::Integer(_, text) | Key::Float(_, text) => text.as_bytes(),
+            Key::Integer(_, text) | Key::Float(text) => text.as_bytes(),
         }
     }
 }
@@ -408,65 +414,34 @@ impl RawEncoder<'_> {
             let len = unsafe { ffi::lua_rawlen(state, index) };
             return self.array(index, len);
         }
-        // One pass over the keys: is it a sequence 1..n?
-        let (mut count, mut max, mut sequence) = (0usize, 0i64, true);
+        // One pass over the table, leaving each key and value on the stack: `lua_next`
+        // takes the previous key from the top, so a copy of it is pushed each time.
+        let base = unsafe { ffi::lua_gettop(state) };
+        let mut entries = Vec::new();
+        let (mut max, mut sequence) = (0i64, true);
         unsafe {
             ffi::lua_pushnil(state);
             while ffi::lua_next(state, index) != 0 {
-                count += 1;
-                if sequence
-                    && ffi::lua_type(state, -2) == ffi::LUA_TNUMBER
-                    && ffi::lua_isinteger(state, -2) != 0
-                {
-                    let key = ffi::lua_tointegerx(state, -2, std::ptr::null_mut());
-                    sequence = key >= 1;
-                    max = max.max(key);
-                } else {
-                    sequence = false;
-                }
-                ffi::lua_pop(state, 1);
-            }
-        }
-        if sequence && count > 0 && max as usize == count {
-            return self.array(index, count);
-        }
-        self.object(index, count)
-    }
-
-    fn array(&mut self, index: c_int, len: usize) -> Result<(), EncodeError> {
-        self.writer.begin_array();
-        for i in 0..len {
-            self.writer.element(i == 0);
-            unsafe { ffi::lua_rawgeti(self.state, index, i as i64 + 1) };
-            let top = unsafe { ffi::lua_gettop(self.state) };
-            self.value(top).map_err(|e| e.at_index(i))?;
-            unsafe { ffi::lua_pop(self.state, 1) };
-        }
-        self.writer.end_array(len == 0);
-        Ok(())
-    }
-
-    fn object(&mut self, index: c_int, count: usize) -> Result<(), EncodeError> {
-        let state = self.state;
-        let mut keys = Vec::with_capacity(count);
-        unsafe {
-            ffi::lua_pushnil(state);
-            while ffi::lua_next(state, index) != 0 {
-                let key = match ffi::lua_type(state, -2) {
+                let slot = ffi::lua_gettop(state) - 1;
+                let key = match ffi::lua_type(state, slot) {
                     ffi::LUA_TSTRING => {
+                        sequence = false;
                         let mut len = 0;
-                        let ptr = ffi::lua_tolstring(state, -2, &mut len);
+                        let ptr = ffi::lua_tolstring(state, slot, &mut len);
                         Key::Str(ptr.cast::<u8>(), len)
                     }
-                    ffi::LUA_TNUMBER if ffi::lua_isinteger(state, -2) != 0 => {
-                        let i = ffi::lua_tointegerx(state, -2, std::ptr::null_mut());
-                        Key::Integer(i, i.to_string())
+                    ffi::LUA_TNUMBER if ffi::lua_isinteger(state, slot) != 0 => {
+                        let i = ffi::lua_tointegerx(state, slot, std::ptr::null_mut());
+                        sequence &= i >= 1;
+                        max = max.max(i);
+                        Key::Integer(i, String::new())
                     }
                     ffi::LUA_TNUMBER => {
-                        let f = ffi::lua_tonumberx(state, -2, std::ptr::null_mut());
+                        sequence = false;
+                        let f = ffi::lua_tonumberx(state, slot, std::ptr::null_mut());
                         let mut w = Writer::new(false);
                         w.float(f)?;
-                        Key::Float(f, String::from_utf8(w.into_bytes()).expect("ASCII number"))
+                        Key::Float(String::from_utf8(w.into_bytes()).expect("ASCII number"))
                     }
                     other => {
                         let name = match other {
@@ -482,40 +457,77 @@ impl RawEncoder<'_> {
                         )));
                     }
                 };
-                keys.push(key);
-                ffi::lua_pop(state, 1);
+                entries.push(Entry { slot, key });
+                if ffi::lua_checkstack(state, 3) == 0 {
+                    return Err(EncodeError::new("table too large for the Lua stack"));
+                }
+                ffi::lua_pushvalue(state, slot);
             }
         }
-        keys.sort_unstable_by(|a, b| a.bytes().cmp(b.bytes()));
+        let result = if sequence && !entries.is_empty() && max as usize == entries.len() {
+            entries.sort_unstable_by_key(|e| match e.key {
+                Key::Integer(i, _) => i,
+                _ => 0,
+            });
+            self.sequence(&entries)
+        } else {
+            self.object(entries)
+        };
+        unsafe { ffi::lua_settop(state, base) };
+        result
+    }
+
+    /// A table with keys `1..n`, its entries on the stack sorted by key.
+    fn sequence(&mut self, entries: &[Entry]) -> Result<(), EncodeError> {
+        self.writer.begin_array();
+        for (i, entry) in entries.iter().enumerate() {
+            self.writer.element(i == 0);
+            self.value(entry.slot + 1).map_err(|e| e.at_index(i))?;
+        }
+        self.writer.end_array(false);
+        Ok(())
+    }
+
+    fn array(&mut self, index: c_int, len: usize) -> Result<(), EncodeError> {
+        self.writer.begin_array();
+        for i in 0..len {
+            self.writer.element(i == 0);
+            unsafe { ffi::lua_rawgeti(self.state, index, i as i64 + 1) };
+            let top = unsafe { ffi::lua_gettop(self.state) };
+            self.value(top).map_err(|e| e.at_index(i))?;
+            unsafe { ffi::lua_pop(self.state, 1) };
+        }
+        self.writer.end_array(len == 0);
+        Ok(())
+    }
+
+    fn object(&mut self, mut entries: Vec<Entry>) -> Result<(), EncodeError> {
+        for entry in &mut entries {
+            if let Key::Integer(i, text) = &mut entry.key {
+                *text = i.to_string();
+            }
+        }
+        entries.sort_unstable_by(|a, b| a.key.bytes().cmp(b.key.bytes()));
         // `t[2]` and `t["2"]` are two entries but one JSON key: writing both would
         // give a document whose readers keep one of them, silently.
-        if let Some(pair) = keys.windows(2).find(|w| w[0].bytes() == w[1].bytes()) {
-            let key = String::from_utf8_lossy(pair[0].bytes()).into_owned();
+        if let Some(pair) = entries
+            .windows(2)
+            .find(|w| w[0].key.bytes() == w[1].key.bytes())
+        {
+            let key = String::from_utf8_lossy(pair[0].key.bytes()).into_owned();
             return Err(EncodeError::new(format!(
                 "table has the number key {key} and the string key \"{key}\", the same JSON object key"
             )));
         }
 
         self.writer.begin_object();
-        for (i, key) in keys.iter().enumerate() {
-            let key_text = std::str::from_utf8(key.bytes())
+        for (i, entry) in entries.iter().enumerate() {
+            let key_text = std::str::from_utf8(entry.key.bytes())
                 .map_err(|_| EncodeError::new("table key is not valid UTF-8"))?;
             self.writer.member(i == 0, key_text);
-            unsafe {
-                match key {
-                    Key::Str(ptr, len) => {
-                        ffi::lua_pushlstring(state, ptr.cast::<c_char>(), *len);
-                    }
-                    Key::Integer(i, _) => ffi::lua_pushinteger(state, *i),
-                    Key::Float(f, _) => ffi::lua_pushnumber(state, *f),
-                }
-                ffi::lua_rawget(state, index);
-            }
-            let top = unsafe { ffi::lua_gettop(state) };
-            self.value(top).map_err(|e| e.at_key(key_text))?;
-            unsafe { ffi::lua_pop(state, 1) };
+            self.value(entry.slot + 1).map_err(|e| e.at_key(key_text))?;
         }
-        self.writer.end_object(keys.is_empty());
+        self.writer.end_object(entries.is_empty());
         Ok(())
     }
 }
