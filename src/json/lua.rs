@@ -212,28 +212,109 @@ impl<'de> Visitor<'de> for RawSeed {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         self.reserve()?;
-        let hint = seq.size_hint().unwrap_or(0).min(c_int::MAX as usize) as c_int;
-        unsafe {
-            ffi::lua_createtable(self.state, hint, 0);
-            ffi::lua_pushvalue(self.state, ARRAY_MT);
-            ffi::lua_setmetatable(self.state, -2);
-        }
+        let mut pending = Pending::new(self.state, 1);
         let mut index = 1;
         while seq.next_element_seed(self.nested())?.is_some() {
-            unsafe { ffi::lua_rawseti(self.state, -2, index) };
+            if pending.push::<A::Error>()? {
+                pending.flush(|state, table, slot| unsafe {
+                    ffi::lua_pushvalue(state, slot);
+                    ffi::lua_rawseti(state, table, index);
+                    index += 1;
+                });
+            }
+        }
+        pending.flush(|state, table, slot| unsafe {
+            ffi::lua_pushvalue(state, slot);
+            ffi::lua_rawseti(state, table, index);
             index += 1;
+        });
+        unsafe {
+            ffi::lua_pushvalue(self.state, ARRAY_MT);
+            ffi::lua_setmetatable(self.state, -2);
         }
         Ok(())
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         self.reserve()?;
-        unsafe { ffi::lua_createtable(self.state, 0, 0) };
+        let mut pending = Pending::new(self.state, 2);
+        // In document order, so a repeated key keeps its last value, as in JavaScript.
+        let set = |state, table, slot| unsafe {
+            ffi::lua_pushvalue(state, slot);
+            ffi::lua_pushvalue(state, slot + 1);
+            ffi::lua_rawset(state, table);
+        };
         while map.next_key_seed(KeySeed(self))?.is_some() {
             map.next_value_seed(self.nested())?;
-            unsafe { ffi::lua_rawset(self.state, -3) };
+            if pending.push::<A::Error>()? {
+                pending.flush(set);
+            }
         }
+        pending.flush(set);
         Ok(())
+    }
+}
+
+/// Items of a container being decoded, waiting on the stack so that its table can
+/// be created with their number as its size; flushed into the table every
+/// [`Pending::CHUNK`] items so that a huge array does not exhaust the stack.
+struct Pending {
+    state: *mut ffi::lua_State,
+    /// Stack slots per item: 1 (array element) or 2 (key and value).
+    width: c_int,
+    /// The slot the table goes to, once created; items start above it.
+    table: c_int,
+    created: bool,
+    count: c_int,
+}
+
+impl Pending {
+    const CHUNK: c_int = 1024;
+
+    fn new(state: *mut ffi::lua_State, width: c_int) -> Self {
+        // SAFETY: reads the stack top of the raw call.
+        let table = unsafe { ffi::lua_gettop(state) } + 1;
+        Pending {
+            state,
+            width,
+            table,
+            created: false,
+            count: 0,
+        }
+    }
+
+    /// Counts the item just pushed; true when the chunk is full.
+    fn push<E: de::Error>(&mut self) -> Result<bool, E> {
+        self.count += 1;
+        // SAFETY: `lua_checkstack` reports failure, never raises.
+        if unsafe { ffi::lua_checkstack(self.state, self.width + 2) } == 0 {
+            return Err(E::custom("the Lua stack cannot grow"));
+        }
+        Ok(self.count == Self::CHUNK)
+    }
+
+    /// Creates the table if needed (sized for the items waiting), sets each item
+    /// with `set(state, table slot, item slot)`, and leaves the table on top.
+    fn flush(&mut self, mut set: impl FnMut(*mut ffi::lua_State, c_int, c_int)) {
+        let state = self.state;
+        // SAFETY: the raw call's stack, with room (`push`), cannot raise errors.
+        unsafe {
+            if !self.created {
+                let (narr, nrec) = if self.width == 1 {
+                    (self.count, 0)
+                } else {
+                    (0, self.count)
+                };
+                ffi::lua_createtable(state, narr, nrec);
+                ffi::lua_rotate(state, self.table, 1);
+                self.created = true;
+            }
+            for i in 0..self.count {
+                set(state, self.table, self.table + 1 + i * self.width);
+            }
+            ffi::lua_settop(state, self.table);
+        }
+        self.count = 0;
     }
 }
 
@@ -643,6 +724,26 @@ mod tests {
             String::from_utf8(writer.into_bytes()).unwrap(),
             r#"{"a":[],"b":{},"c":[1,1.5,null,"x"],"d":18446744073709552000,"e":-7}"#
         );
+        Ok(())
+    }
+
+    #[test]
+    fn big_containers_and_repeated_keys_decode_exactly() -> mlua::Result<()> {
+        let lua = lua()?;
+        // Several chunks of pending items, and a partial last one.
+        let items: Vec<String> = (0..3000).map(|i| i.to_string()).collect();
+        let text = format!("[{}]", items.join(","));
+        let value = decode(&lua, text.as_bytes()).unwrap();
+        let mut writer = Writer::new(false);
+        encode(&lua, &value, &mut writer).unwrap();
+        assert_eq!(writer.into_bytes(), text.into_bytes());
+        // A repeated key keeps its last value, as in JavaScript.
+        let members: Vec<String> = (0..2000).map(|i| format!("\"k{i}\":{i}")).collect();
+        let text = format!("{{{},\"k7\":\"last\"}}", members.join(","));
+        let value = decode(&lua, text.as_bytes()).unwrap();
+        let table = value.as_table().unwrap();
+        assert_eq!(table.get::<String>("k7")?, "last");
+        assert_eq!(table.get::<i64>("k1999")?, 1999);
         Ok(())
     }
 
