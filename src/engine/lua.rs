@@ -1,11 +1,13 @@
 //! The Lua engine: Lua 5.4 (vendored) through mlua.
 
 use std::cell::{Cell, RefCell};
+use std::ffi::{c_char, c_int};
 use std::rc::Rc;
 use std::time::Instant;
 
 use mlua::{
     Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, Variadic, VmState,
+    ffi,
 };
 
 use crate::context::{Context, remaining_time_ms};
@@ -162,32 +164,63 @@ impl LuaEngine {
         timed_out
     }
 
+    /// The context table, built on the raw stack in one protected call (it is made
+    /// for every invocation, so per-field calls through mlua would show).
     fn context_table(&self, context: &Context) -> mlua::Result<Table> {
-        let lua = &self.lua;
-        let t = lua.create_table_with_capacity(0, 13)?;
-        t.raw_set("aws_request_id", context.aws_request_id.as_str())?;
-        t.raw_set("function_name", context.function_name.as_str())?;
-        t.raw_set("function_version", context.function_version.as_str())?;
-        t.raw_set(
-            "invoked_function_arn",
-            context.invoked_function_arn.as_str(),
-        )?;
-        t.raw_set("memory_limit_in_mb", context.memory_limit_in_mb)?;
-        t.raw_set("log_group_name", context.log_group_name.as_str())?;
-        t.raw_set("log_stream_name", context.log_stream_name.as_str())?;
-        t.raw_set("deadline_ms", context.deadline_ms)?;
-        t.raw_set("identity", self.header_json(context.identity.as_deref())?)?;
-        t.raw_set(
-            "client_context",
-            self.header_json(context.client_context.as_deref())?,
-        )?;
-        let headers = lua.create_table_with_capacity(0, context.headers.len())?;
-        for (name, value) in &context.headers {
-            headers.raw_set(name.as_str(), value.as_str())?;
+        let identity = self.header_json(context.identity.as_deref())?;
+        let client_context = self.header_json(context.client_context.as_deref())?;
+        let args = (self.remaining_time.clone(), identity, client_context);
+        // SAFETY: pushes within the protected call's stack, which has room
+        // (`lua_checkstack`); nothing in this frame needs dropping, so an error
+        // raised by Lua (out of memory) unwinds it safely to the protected call.
+        unsafe {
+            self.lua.exec_raw::<Table>(args, |state| {
+                let push = |text: &str| {
+                    ffi::lua_pushlstring(state, text.as_ptr().cast::<c_char>(), text.len());
+                };
+                ffi::lua_checkstack(state, 4);
+                ffi::lua_createtable(state, 0, 13);
+                let table = ffi::lua_gettop(state);
+                let strings = [
+                    (c"aws_request_id", &context.aws_request_id),
+                    (c"function_name", &context.function_name),
+                    (c"function_version", &context.function_version),
+                    (c"invoked_function_arn", &context.invoked_function_arn),
+                    (c"log_group_name", &context.log_group_name),
+                    (c"log_stream_name", &context.log_stream_name),
+                ];
+                for (name, value) in strings {
+                    push(value);
+                    ffi::lua_setfield(state, table, name.as_ptr());
+                }
+                let integers = [
+                    (c"memory_limit_in_mb", context.memory_limit_in_mb),
+                    (c"deadline_ms", context.deadline_ms),
+                ];
+                for (name, value) in integers {
+                    ffi::lua_pushinteger(state, value as i64);
+                    ffi::lua_setfield(state, table, name.as_ptr());
+                }
+                ffi::lua_createtable(state, 0, context.headers.len() as c_int);
+                for (name, value) in &context.headers {
+                    push(name);
+                    push(value);
+                    ffi::lua_rawset(state, -3);
+                }
+                ffi::lua_setfield(state, table, c"headers".as_ptr());
+                let values = [
+                    (c"get_remaining_time_in_millis", 1),
+                    (c"identity", 2),
+                    (c"client_context", 3),
+                ];
+                for (name, slot) in values {
+                    ffi::lua_pushvalue(state, slot);
+                    ffi::lua_setfield(state, table, name.as_ptr());
+                }
+                ffi::lua_replace(state, 1);
+                ffi::lua_settop(state, 1);
+            })
         }
-        t.raw_set("headers", headers)?;
-        t.raw_set("get_remaining_time_in_millis", self.remaining_time.clone())?;
-        Ok(t)
     }
 
     /// Identity and client context headers hold JSON; anything else is kept as text.
@@ -211,9 +244,10 @@ impl Engine for LuaEngine {
         let stop = context
             .deadline_known
             .then(|| stop_time(context.deadline_ms));
-        let context = self
-            .context_table(context)
-            .map_err(|e| Diagnostic::runtime(error_type::UNMARSHAL_ERROR, e.to_string()))?;
+        let context = self.context_table(context).map_err(|e| match e {
+            mlua::Error::MemoryError(detail) => self.out_of_memory(&detail),
+            other => Diagnostic::runtime(error_type::UNMARSHAL_ERROR, other.to_string()),
+        })?;
         let mut args = MultiValue::with_capacity(2);
         args.push_back(event);
         args.push_back(Value::Table(context));
