@@ -1,6 +1,7 @@
 //! The Lambda Runtime API (2018-06-01) client, on blocking `ureq`: one keep-alive
 //! connection for the life of the process, no timeout on the long-polled `/next`.
 
+use std::borrow::Cow;
 use std::io;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -182,7 +183,7 @@ impl RuntimeApi {
         let (path, body, content_type, error_header) = match post {
             Post::Response { request_id, body } => (
                 format!("/runtime/invocation/{request_id}/response"),
-                body.to_vec(),
+                Cow::Borrowed(body),
                 "application/json",
                 None,
             ),
@@ -191,7 +192,7 @@ impl RuntimeApi {
                 diagnostic,
             } => (
                 format!("/runtime/invocation/{request_id}/error"),
-                diagnostic.to_json(),
+                Cow::Owned(diagnostic.to_json()),
                 ERROR_CONTENT_TYPE,
                 diagnostic
                     .from_runtime
@@ -199,7 +200,7 @@ impl RuntimeApi {
             ),
             Post::InitError { diagnostic } => (
                 "/runtime/init/error".to_owned(),
-                diagnostic.to_json(),
+                Cow::Owned(diagnostic.to_json()),
                 ERROR_CONTENT_TYPE,
                 Some(diagnostic.error_type.as_str()),
             ),
