@@ -8,14 +8,6 @@ use libfuzzer_sys::fuzz_target;
 use lure::json::{self, Writer};
 use mlua::{Lua, Value};
 
-thread_local! {
-    static LUA: Lua = {
-        let lua = Lua::new();
-        lure::stdlib::register_lua(&lua).expect("stdlib registers");
-        lua
-    };
-}
-
 fn encode(lua: &Lua, value: &Value) -> Vec<u8> {
     let mut writer = Writer::new(false);
     json::lua::encode(lua, value, &mut writer)
@@ -24,7 +16,7 @@ fn encode(lua: &Lua, value: &Value) -> Vec<u8> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    LUA.with(|lua| {
+    lure_fuzz::with_lua(|lua| {
         let Ok(value) = json::lua::decode(lua, data) else {
             return;
         };

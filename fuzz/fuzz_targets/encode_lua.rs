@@ -16,14 +16,6 @@ use libfuzzer_sys::fuzz_target;
 use lure::json::{self, Writer};
 use mlua::{LightUserData, Lua, Table, Value};
 
-thread_local! {
-    static LUA: Lua = {
-        let lua = Lua::new();
-        lure::stdlib::register_lua(&lua).expect("stdlib registers");
-        lua
-    };
-}
-
 const MAX_STACK: usize = 64;
 
 struct Program<'a> {
@@ -143,7 +135,7 @@ fn build(lua: &Lua, bytes: &[u8]) -> mlua::Result<Value> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    LUA.with(|lua| {
+    lure_fuzz::with_lua(|lua| {
         let Ok(value) = build(lua, data) else {
             return;
         };
