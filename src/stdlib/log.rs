@@ -80,15 +80,19 @@ fn lua_parts(lua: &Lua, tostring: &Function, args: &[Value]) -> mlua::Result<Par
     }
     for arg in message_args {
         parts.push_separator();
-        match arg {
-            Value::String(s) => parts.text.push_str(&s.to_string_lossy()),
-            Value::Table(_) if lua_json(lua, arg).is_some() => {
-                let json = lua_json(lua, arg).unwrap_or_default();
-                parts.text.push_str(&String::from_utf8_lossy(&json));
+        let json = match arg {
+            Value::String(s) => {
+                parts.text.push_str(&s.to_string_lossy());
+                continue;
             }
-            other => parts
+            Value::Table(_) => lua_json(lua, arg),
+            _ => None,
+        };
+        match json {
+            Some(json) => parts.text.push_str(&String::from_utf8_lossy(&json)),
+            None => parts
                 .text
-                .push_str(&tostring.call::<mlua::LuaString>(other)?.to_string_lossy()),
+                .push_str(&tostring.call::<mlua::LuaString>(arg)?.to_string_lossy()),
         }
     }
     Ok(parts)
