@@ -71,6 +71,14 @@ impl Diagnostic {
         )
     }
 
+    /// The script was stopped at its deadline, after running for `elapsed`.
+    pub fn timeout(elapsed: std::time::Duration) -> Self {
+        Self::runtime(
+            error_type::TIMEOUT,
+            format!("Task timed out after {:.2} seconds", elapsed.as_secs_f64()),
+        )
+    }
+
     /// The error body as Lambda expects it.
     pub fn to_json(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64 + self.error_message.len());

@@ -12,10 +12,9 @@ use mlua::{
 
 use crate::context::{Context, remaining_time_ms};
 use crate::diagnostic::{Diagnostic, error_type};
-use crate::engine::{Engine, script_memory_limit, stop_time};
+use crate::engine::{Engine, response_body, script_memory_limit, stop_time};
 use crate::handler_spec::{Form, Handler};
 use crate::json::{self, Writer};
-use crate::lambda::runtime_api::{MAX_RESPONSE_BYTES, response_too_large};
 use crate::log;
 use crate::stdlib;
 
@@ -259,13 +258,7 @@ impl Engine for LuaEngine {
         if timed_out {
             // Whatever the script did with the stop (caught it, raised another
             // error), the invocation is over: the deadline is what happened.
-            return Err(Diagnostic::runtime(
-                error_type::TIMEOUT,
-                format!(
-                    "Task timed out after {:.2} seconds",
-                    started.elapsed().as_secs_f64()
-                ),
-            ));
+            return Err(Diagnostic::timeout(started.elapsed()));
         }
         let results = results.map_err(|d| {
             if d.error_type == error_type::OUT_OF_MEMORY {
@@ -275,11 +268,7 @@ impl Engine for LuaEngine {
             }
         })?;
         let result = results.into_iter().next().unwrap_or(Value::Nil);
-        // Past Lambda's limit the writer only counts: an oversize result is
-        // measured without being copied.
-        let mut writer = Writer::with_limit(false, MAX_RESPONSE_BYTES);
-        json::lua::encode(&self.lua, &result, &mut writer).map_err(Diagnostic::marshal)?;
-        writer.finish().map_err(response_too_large)
+        response_body(|writer| json::lua::encode(&self.lua, &result, writer))
     }
 }
 

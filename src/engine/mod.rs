@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use crate::context::{Context, FunctionInfo, remaining_time_ms};
 use crate::diagnostic::Diagnostic;
 use crate::handler_spec::{Handler, Language};
+use crate::json::{EncodeError, Writer};
+use crate::lambda::runtime_api::{MAX_RESPONSE_BYTES, response_too_large};
 
 /// A loaded handler: script compiled and top-level code run (init done).
 pub trait Engine {
@@ -44,6 +46,17 @@ pub fn script_memory_limit() -> usize {
         .saturating_sub(RUNTIME_HEADROOM_MB)
         .max(MIN_SCRIPT_MEMORY_MB);
     (script_mb as usize) << 20
+}
+
+/// The response body for a handler's result, written by `encode`. Past Lambda's
+/// limit the writer only counts, so an oversize result is measured without being
+/// copied and answered with `Function.ResponseSizeTooLarge`.
+pub fn response_body(
+    encode: impl FnOnce(&mut Writer) -> Result<(), EncodeError>,
+) -> Result<Vec<u8>, Diagnostic> {
+    let mut writer = Writer::with_limit(false, MAX_RESPONSE_BYTES);
+    encode(&mut writer).map_err(Diagnostic::marshal)?;
+    writer.finish().map_err(response_too_large)
 }
 
 /// Init: loads and compiles the handler's script and runs its top-level code once.

@@ -20,10 +20,9 @@ use rhai::{
 
 use crate::context::{self, Context};
 use crate::diagnostic::{Diagnostic, error_type};
-use crate::engine::{Engine, memory, script_memory_limit, stop_time};
+use crate::engine::{Engine, memory, response_body, script_memory_limit, stop_time};
 use crate::handler_spec::{Form, Handler};
-use crate::json::{self, Writer};
-use crate::lambda::runtime_api::{MAX_RESPONSE_BYTES, response_too_large};
+use crate::json;
 use crate::log::{self, Level};
 
 /// Nested script function calls. Each level costs tens of KB of stack in a debug
@@ -190,21 +189,11 @@ impl Engine for RhaiEngine {
         };
         self.deadline.set(None);
         if self.timed_out.replace(false) {
-            return Err(Diagnostic::runtime(
-                error_type::TIMEOUT,
-                format!(
-                    "Task timed out after {:.2} seconds",
-                    started.elapsed().as_secs_f64()
-                ),
-            ));
+            return Err(Diagnostic::timeout(started.elapsed()));
         }
         let result = result?;
 
-        // Past Lambda's limit the writer only counts: an oversize result is
-        // measured without being copied.
-        let mut writer = Writer::with_limit(false, MAX_RESPONSE_BYTES);
-        json::rhai::encode(&result, &mut writer).map_err(Diagnostic::marshal)?;
-        writer.finish().map_err(response_too_large)
+        response_body(|writer| json::rhai::encode(&result, writer))
     }
 }
 
