@@ -9,7 +9,7 @@ use crate::diagnostic::{Diagnostic, error_type};
 use crate::engine::{self, Engine};
 use crate::env_vars;
 use crate::handler_spec;
-use crate::lambda::runtime_api::{ApiError, Invocation, Post, RuntimeApi};
+use crate::lambda::runtime_api::{ApiError, Invocation, Post, RuntimeApi, check_response_size};
 use crate::log;
 
 /// Why the loop ended.
@@ -89,7 +89,9 @@ pub fn handle(
     set_trace_id(context.trace_id());
     log::set_request_id(Some(&invocation.request_id));
     // A bug in lure must cost one invocation, not the warm environment.
-    let outcome = guard_panics(|| engine.invoke(&invocation.body, &context));
+    let outcome = guard_panics(|| engine.invoke(&invocation.body, &context))
+        // The engines already measure their results; this holds for any engine.
+        .and_then(|body| check_response_size(body.len()).map(|()| body));
     if let Err(diagnostic) = &outcome {
         log::invoke_error(diagnostic);
     }

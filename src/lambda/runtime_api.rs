@@ -231,21 +231,15 @@ impl RuntimeApi {
         unreachable!("the last attempt always returns")
     }
 
-    /// Answers an invocation exactly once: the response, or an error. A body over
-    /// Lambda's limit (or a 413) is answered with `Function.ResponseSizeTooLarge`.
+    /// Answers an invocation exactly once: the response, or an error. A 413 for the
+    /// response is answered with `Function.ResponseSizeTooLarge`.
     pub fn answer(
         &self,
         request_id: &str,
         outcome: &Result<Vec<u8>, Diagnostic>,
     ) -> Result<(), ApiError> {
         let status = match outcome {
-            Ok(body) => match check_response_size(body.len()) {
-                Ok(()) => self.post(Post::Response { request_id, body })?,
-                Err(diagnostic) => self.post(Post::Error {
-                    request_id,
-                    diagnostic: &diagnostic,
-                })?,
-            },
+            Ok(body) => self.post(Post::Response { request_id, body })?,
             Err(diagnostic) => self.post(Post::Error {
                 request_id,
                 diagnostic,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::context::{FunctionInfo, epoch_ms, header};
 use crate::lambda::runtime::{self, handle};
-use crate::lambda::runtime_api::{Invocation, check_response_size};
+use crate::lambda::runtime_api::Invocation;
 use crate::local::report::{Report, max_memory_used_mb, new_request_id};
 use crate::log;
 
@@ -57,8 +57,7 @@ pub fn invoke(options: InvokeOptions<'_>) -> u8 {
         body: options.event,
     };
     let started = Instant::now();
-    let outcome = handle(engine.as_mut(), &info, &invocation)
-        .and_then(|body| check_response_size(body.len()).map(|()| body));
+    let outcome = handle(engine.as_mut(), &info, &invocation);
     let duration = started.elapsed();
     let report = Report {
         request_id: &request_id,
