@@ -12,21 +12,19 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
-use support::lure::FUNCTION_ENV;
-use support::{FakeApi, Invocation, Log, Post, PostKind, WAIT};
+use support::{FakeApi, Invocation, Log, Lure, Post, PostKind, WAIT};
 
 /// Amazon Linux 2's glibc, the oldest the layer must run on.
 const OLDEST_GLIBC: (u32, u32) = (2, 26);
 
-/// What Lambda sets besides the function's own variables (`FUNCTION_ENV`) and the
-/// three each test passes: region, paths, locale.
+/// What Lambda sets besides the function's own variables (`FUNCTION_ENV`, which `Lure`
+/// sets) and the three each test passes: region, paths, locale.
 const LAMBDA_ENV: &[(&str, &str)] = &[
     ("AWS_REGION", "us-east-1"),
     ("AWS_DEFAULT_REGION", "us-east-1"),
@@ -240,9 +238,8 @@ fn bootstrap_answers_a_rhai_handler() {
 /// `opt/bootstrap` started as Lambda starts it, against a fresh fake Runtime API.
 struct Run {
     // Field order is drop order: kill bootstrap before the API goes away.
-    child: Child,
+    bootstrap: Lure,
     api: FakeApi,
-    log: PathBuf,
 }
 
 impl Run {
@@ -250,22 +247,19 @@ impl Run {
         let layer = unpacked();
         let api = FakeApi::start();
         let log = layer.opt.parent().unwrap().join(format!("{name}.log"));
-        let out = File::create(&log).expect("create the bootstrap log");
-        let err = out.try_clone().unwrap();
-        let child = Command::new(bootstrap())
-            .env_clear()
-            .envs(FUNCTION_ENV.iter().copied())
-            .envs(LAMBDA_ENV.iter().copied())
-            .env("AWS_LAMBDA_RUNTIME_API", api.address())
-            .env("LAMBDA_TASK_ROOT", &layer.task_root)
-            .env("_HANDLER", handler)
-            .current_dir(&layer.task_root)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("start opt/bootstrap");
-        Run { child, api, log }
+        let bootstrap = Lure::spawn_with(
+            &bootstrap(),
+            &api.address(),
+            handler,
+            &layer.task_root,
+            LAMBDA_ENV,
+            &log,
+            // Exactly Lambda's environment: nothing of the test helpers' own.
+            |cmd| {
+                cmd.env_remove("RUST_BACKTRACE");
+            },
+        );
+        Run { bootstrap, api }
     }
 
     /// Queues an invocation and waits for the accepted POST answering it.
@@ -286,7 +280,7 @@ impl Run {
             {
                 return answered(&self.api.log()).expect("the answer just seen");
             }
-            if let Some(status) = self.child.try_wait().unwrap() {
+            if let Some(status) = self.bootstrap.try_status() {
                 panic!("bootstrap exited ({status}):\n{}", self.output());
             }
             assert!(
@@ -299,7 +293,7 @@ impl Run {
     }
 
     fn output(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.bootstrap.output()
     }
 
     /// On Lambda the task root is a read-only file system. Running as root here,
@@ -311,13 +305,6 @@ impl Run {
             layer.task_root_listing,
             "bootstrap changed the task root"
         );
-    }
-}
-
-impl Drop for Run {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
