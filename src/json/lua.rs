@@ -1,5 +1,6 @@
 //! JSON ↔ Lua values (SPEC §4).
 
+use std::cell::RefCell;
 use std::ffi::{c_char, c_int, c_void};
 use std::fmt;
 
@@ -90,7 +91,12 @@ fn with_raw_stack(
         })
     };
     lua.set_memory_limit(limit)?;
-    if limit != 0 && lua.used_memory() > limit {
+    // Over the limit, garbage may be what fills it (a script that caught its own
+    // out-of-memory error leaves plenty): collect it before giving up.
+    if limit != 0
+        && lua.used_memory() > limit
+        && (lua.gc_collect().is_err() || lua.used_memory() > limit)
+    {
         return Err(mlua::Error::MemoryError("not enough memory".into()));
     }
     result
@@ -106,7 +112,23 @@ pub fn decode(lua: &Lua, bytes: &[u8]) -> Result<Value, DecodeError> {
     let array_mt = with_sentinels(lua, |s| s.array_mt.clone());
     let mut outcome = None;
     let value = with_raw_stack(lua, (Value::Nil, array_mt), |state| {
-        let decoded = decode_with(bytes, RawSeed { state, depth: 0 });
+        // SAFETY: the raw call's stack: the key cache's slots above the arguments,
+        // and room for the top-level value (a container reserves its own).
+        let cache_top = KEY_CACHE + KeyCache::SLOTS as c_int - 1;
+        let decoded = if unsafe { ffi::lua_checkstack(state, cache_top + 1) } == 0 {
+            Err(de::Error::custom("the Lua stack cannot grow"))
+        } else {
+            unsafe { ffi::lua_settop(state, cache_top) };
+            let keys = RefCell::new(KeyCache::default());
+            decode_with(
+                bytes,
+                RawSeed {
+                    state,
+                    depth: 0,
+                    keys: &keys,
+                },
+            )
+        };
         // SAFETY: on success the value is on top; leave exactly it as the result.
         unsafe {
             if decoded.is_ok() {
@@ -126,15 +148,79 @@ pub fn decode(lua: &Lua, bytes: &[u8]) -> Result<Value, DecodeError> {
     }
 }
 
+/// Stack index of the first [`KeyCache`] slot while decoding.
+const KEY_CACHE: c_int = ARRAY_MT + 1;
+
+/// Object keys decoded so far, kept in stack slots from [`KEY_CACHE`] on, found by a
+/// hash of their bytes: records repeat their keys, and pushing a copy from the stack
+/// is cheaper than interning the bytes again (hashing them, then a lookup in the
+/// state's string table, cold in the cache). Direct-mapped.
+struct KeyCache {
+    /// Per slot, the bytes of the Lua string in it (empty: nothing yet).
+    slots: [(*const u8, usize); Self::SLOTS],
+}
+
+impl Default for KeyCache {
+    fn default() -> Self {
+        KeyCache {
+            slots: [(std::ptr::null(), 0); Self::SLOTS],
+        }
+    }
+}
+
+impl KeyCache {
+    const SLOTS: usize = 128;
+
+    /// Pushes the Lua string for `key`.
+    ///
+    /// SAFETY: the stack of the raw call, with room for one more value.
+    unsafe fn push(&mut self, state: *mut ffi::lua_State, key: &str) {
+        let bytes = key.as_bytes();
+        let slot = Self::slot(bytes);
+        let index = KEY_CACHE + slot as c_int;
+        let (ptr, len) = self.slots[slot];
+        // SAFETY: a cached pointer is the content of the string in slot `index`,
+        // alive on the stack; Lua strings never change.
+        unsafe {
+            if !ptr.is_null() && std::slice::from_raw_parts(ptr, len) == bytes {
+                ffi::lua_pushvalue(state, index);
+            } else {
+                let interned =
+                    ffi::lua_pushlstring(state, bytes.as_ptr().cast::<c_char>(), bytes.len());
+                ffi::lua_copy(state, -1, index);
+                self.slots[slot] = (interned.cast::<u8>(), bytes.len());
+            }
+        }
+    }
+
+    /// A multiplicative hash of the length and the first and last bytes (up to 8 of
+    /// each): enough to tell apart the keys of one document.
+    fn slot(bytes: &[u8]) -> usize {
+        fn word(b: &[u8]) -> u64 {
+            let mut w = [0; 8];
+            w[..b.len()].copy_from_slice(b);
+            u64::from_le_bytes(w)
+        }
+        let n = bytes.len();
+        let (head, tail) = (
+            word(&bytes[..n.min(8)]),
+            word(&bytes[n.saturating_sub(8)..]),
+        );
+        let h = (head ^ tail.rotate_left(29) ^ n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (h >> 57) as usize % Self::SLOTS
+    }
+}
+
 /// Pushes each decoded value onto the Lua stack.
 #[derive(Clone, Copy)]
-struct RawSeed {
+struct RawSeed<'k> {
     state: *mut ffi::lua_State,
     /// Containers enclosing the value being decoded.
     depth: usize,
+    keys: &'k RefCell<KeyCache>,
 }
 
-impl RawSeed {
+impl RawSeed<'_> {
     fn nested(self) -> Self {
         RawSeed {
             depth: self.depth + 1,
@@ -142,13 +228,13 @@ impl RawSeed {
         }
     }
 
-    /// Room for a container, its key and its value, or an error.
+    /// Room for a container and its first batch of items, or an error.
     fn reserve<E: de::Error>(self) -> Result<(), E> {
         if self.depth >= MAX_DEPTH {
             return Err(too_deep());
         }
         // SAFETY: a valid state; `lua_checkstack` reports failure, never raises.
-        if unsafe { ffi::lua_checkstack(self.state, 3) } == 0 {
+        if unsafe { ffi::lua_checkstack(self.state, 2 * Pending::BATCH + 3) } == 0 {
             return Err(E::custom("the Lua stack cannot grow"));
         }
         Ok(())
@@ -160,7 +246,7 @@ impl RawSeed {
     }
 }
 
-impl<'de> DeserializeSeed<'de> for RawSeed {
+impl<'de> DeserializeSeed<'de> for RawSeed<'_> {
     type Value = ();
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
@@ -170,7 +256,7 @@ impl<'de> DeserializeSeed<'de> for RawSeed {
 
 // SAFETY (every `unsafe` below): pushes onto the stack of the raw call, which has
 // room (`reserve`) and cannot raise errors (see `with_raw_stack`).
-impl<'de> Visitor<'de> for RawSeed {
+impl<'de> Visitor<'de> for RawSeed<'_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -262,7 +348,8 @@ struct Pending {
     state: *mut ffi::lua_State,
     /// Stack slots per item: 1 (array element) or 2 (key and value).
     width: c_int,
-    /// The slot the table goes to, once created; items start above it.
+    /// The slot the table goes to, once created; items start at it until then, and
+    /// above it after.
     table: c_int,
     created: bool,
     count: c_int,
@@ -270,6 +357,8 @@ struct Pending {
 
 impl Pending {
     const CHUNK: c_int = 1024;
+    /// Items between two checks for stack room.
+    const BATCH: c_int = 64;
 
     fn new(state: *mut ffi::lua_State, width: c_int) -> Self {
         // SAFETY: reads the stack top of the raw call.
@@ -286,9 +375,13 @@ impl Pending {
     /// Counts the item just pushed; true when the chunk is full.
     fn push<E: de::Error>(&mut self) -> Result<bool, E> {
         self.count += 1;
-        // SAFETY: `lua_checkstack` reports failure, never raises.
-        if unsafe { ffi::lua_checkstack(self.state, self.width + 2) } == 0 {
-            return Err(E::custom("the Lua stack cannot grow"));
+        // Room for the next batch of items, and for `flush` (the table and a copy
+        // of one item) or a nested container (`RawSeed::reserve`).
+        if self.count % Self::BATCH == 0 {
+            // SAFETY: `lua_checkstack` reports failure, never raises.
+            if unsafe { ffi::lua_checkstack(self.state, Self::BATCH * self.width + 3) } == 0 {
+                return Err(E::custom("the Lua stack cannot grow"));
+            }
         }
         Ok(self.count == Self::CHUNK)
     }
@@ -297,20 +390,30 @@ impl Pending {
     /// with `set(state, table slot, item slot)`, and leaves the table on top.
     fn flush(&mut self, mut set: impl FnMut(*mut ffi::lua_State, c_int, c_int)) {
         let state = self.state;
-        // SAFETY: the raw call's stack, with room (`push`), cannot raise errors.
+        // SAFETY: the raw call's stack, with room (`push`, `RawSeed::reserve`),
+        // cannot raise errors.
         unsafe {
-            if !self.created {
+            if self.created {
+                for i in 0..self.count {
+                    set(state, self.table, self.table + 1 + i * self.width);
+                }
+            } else {
+                // Created above the items, then moved down over the first of them
+                // (if any).
                 let (narr, nrec) = if self.width == 1 {
                     (self.count, 0)
                 } else {
                     (0, self.count)
                 };
                 ffi::lua_createtable(state, narr, nrec);
-                ffi::lua_rotate(state, self.table, 1);
+                let table = ffi::lua_gettop(state);
+                for i in 0..self.count {
+                    set(state, table, self.table + i * self.width);
+                }
+                if table != self.table {
+                    ffi::lua_replace(state, self.table);
+                }
                 self.created = true;
-            }
-            for i in 0..self.count {
-                set(state, self.table, self.table + 1 + i * self.width);
             }
             ffi::lua_settop(state, self.table);
         }
@@ -318,10 +421,10 @@ impl Pending {
     }
 }
 
-/// Object keys go straight to Lua strings, without an owned Rust copy.
-struct KeySeed(RawSeed);
+/// Object keys go to Lua strings through the [`KeyCache`], without an owned Rust copy.
+struct KeySeed<'k>(RawSeed<'k>);
 
-impl<'de> DeserializeSeed<'de> for KeySeed {
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
     type Value = ();
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
@@ -329,7 +432,7 @@ impl<'de> DeserializeSeed<'de> for KeySeed {
     }
 }
 
-impl<'de> Visitor<'de> for KeySeed {
+impl<'de> Visitor<'de> for KeySeed<'_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -337,7 +440,9 @@ impl<'de> Visitor<'de> for KeySeed {
     }
 
     fn visit_str<E: de::Error>(self, s: &str) -> Result<(), E> {
-        self.0.push_str(s);
+        let RawSeed { state, keys, .. } = self.0;
+        // SAFETY: the raw call's stack, with room for the key (`Pending::push`).
+        unsafe { keys.borrow_mut().push(state, s) };
         Ok(())
     }
 }
@@ -353,6 +458,8 @@ pub fn encode(lua: &Lua, value: &Value, writer: &mut Writer) -> Result<(), Encod
             state,
             writer: &mut *writer,
             enclosing: Vec::new(),
+            entries: Vec::new(),
+            keys: KeyLiterals::default(),
         };
         outcome = Some(encoder.value(1));
         // SAFETY: nothing is returned.
@@ -365,20 +472,28 @@ pub fn encode(lua: &Lua, value: &Value, writer: &mut Writer) -> Result<(), Encod
 /// Walks a value on the raw stack, writing JSON.
 ///
 /// SAFETY (every `unsafe` in its methods): reads and pushes on the stack of the
-/// raw call, which has room (`lua_checkstack` per table) and cannot raise errors
-/// (see `with_raw_stack`); the bytes of a string stay valid while the string is
-/// on the stack or a key of a table on the stack, which is unchanged meanwhile.
+/// raw call, which has room (`lua_checkstack` per table and per 64 entries) and
+/// cannot raise errors (see `with_raw_stack`); the bytes of a string stay valid
+/// while the string is on the stack or a key of a table on the stack, which is
+/// unchanged meanwhile.
 struct RawEncoder<'w> {
     state: *mut ffi::lua_State,
     writer: &'w mut Writer,
     /// Tables being encoded, outermost first: finds cycles and bounds depth.
     enclosing: Vec<*const c_void>,
+    /// The entries of the tables being encoded as objects or sequences, innermost
+    /// last: one buffer for the whole document.
+    entries: Vec<Entry>,
+    keys: KeyLiterals,
 }
 
 /// A table entry whose key and value sit on the stack (key at `slot`, value above).
 struct Entry {
     slot: c_int,
     key: Key,
+    /// The key's first 8 bytes, big-endian and zero-padded, so that sorting keys
+    /// mostly compares integers; set just before sorting.
+    prefix: u64,
 }
 
 /// An object key: a Lua string's bytes, or a number (also written as JSON text).
@@ -398,13 +513,74 @@ impl Key {
     }
 }
 
-impl RawEncoder<'_> {
-    fn string_at(&self, index: c_int) -> &[u8] {
-        let mut len = 0;
-        let ptr = unsafe { ffi::lua_tolstring(self.state, index, &mut len) };
-        unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) }
+/// The bytes of the string at stack `index`, for as long as it stays there.
+///
+/// SAFETY: `index` holds a string, which stays on the stack (or in a table on it)
+/// while the slice is used.
+unsafe fn string_bytes<'a>(state: *mut ffi::lua_State, index: c_int) -> &'a [u8] {
+    let mut len = 0;
+    unsafe {
+        let ptr = ffi::lua_tolstring(state, index, &mut len);
+        std::slice::from_raw_parts(ptr.cast::<u8>(), len)
     }
+}
 
+/// Object keys written so far in one encoding, as JSON string literals, found by the
+/// address of their Lua string: records repeat their keys, and an address stands for
+/// the same bytes for the whole encoding (Lua strings are immutable, and nothing is
+/// collected while the collector is paused). Direct-mapped; bounded in size.
+#[derive(Default)]
+struct KeyLiterals {
+    /// Per slot: the string's address (0: empty) and its literal's range in `text`.
+    slots: Vec<(usize, u32, u32)>,
+    text: Vec<u8>,
+}
+
+impl KeyLiterals {
+    const SLOTS: usize = 256;
+    /// Past this much text, the cache starts over.
+    const MAX_TEXT: usize = 64 * 1024;
+
+    /// The literal for the key `bytes` at `ptr`, or an error if it is not UTF-8.
+    fn literal(&mut self, ptr: *const u8, bytes: &[u8]) -> Result<&[u8], std::str::Utf8Error> {
+        let address = ptr as usize;
+        let slot = (address >> 4 ^ address >> 12) % Self::SLOTS;
+        if self.slots.is_empty() {
+            self.slots = vec![(0, 0, 0); Self::SLOTS];
+        }
+        let (cached, start, end) = self.slots[slot];
+        if cached == address {
+            return Ok(&self.text[start as usize..end as usize]);
+        }
+        if self.text.len() + bytes.len() > Self::MAX_TEXT {
+            self.text.clear();
+            self.slots.fill((0, 0, 0));
+        }
+        let start = self.text.len();
+        if let Err(e) = super::write_json_bytes(&mut self.text, bytes) {
+            self.text.truncate(start);
+            return Err(e);
+        }
+        // Both fit in u32: the text stays under MAX_TEXT plus one key, and a key
+        // this long is longer than any event.
+        match (u32::try_from(start), u32::try_from(self.text.len())) {
+            (Ok(s), Ok(e)) => self.slots[slot] = (address, s, e),
+            _ => self.slots[slot] = (0, 0, 0),
+        }
+        Ok(&self.text[start..])
+    }
+}
+
+/// A key's first 8 bytes as a big-endian integer, zero-padded: ordering these
+/// orders the keys, up to ties that the full bytes break.
+fn prefix(bytes: &[u8]) -> u64 {
+    let mut first = [0; 8];
+    let n = bytes.len().min(8);
+    first[..n].copy_from_slice(&bytes[..n]);
+    u64::from_be_bytes(first)
+}
+
+impl RawEncoder<'_> {
     /// Encodes the value at stack `index` (absolute).
     fn value(&mut self, index: c_int) -> Result<(), EncodeError> {
         let state = self.state;
@@ -422,17 +598,10 @@ impl RawEncoder<'_> {
                         .float(unsafe { ffi::lua_tonumberx(state, index, std::ptr::null_mut()) })?;
                 }
             }
-            ffi::LUA_TSTRING => match std::str::from_utf8(self.string_at(index)) {
-                Ok(text) => {
-                    // The borrow of the stack ends before the writer is used.
-                    let (ptr, len) = (text.as_ptr(), text.len());
-                    let text = unsafe {
-                        std::str::from_utf8_unchecked(std::slice::from_raw_parts(ptr, len))
-                    };
-                    self.writer.string(text);
-                }
-                Err(_) => return Err(EncodeError::new("string is not valid UTF-8")),
-            },
+            ffi::LUA_TSTRING => self
+                .writer
+                .string_bytes(unsafe { string_bytes(state, index) })
+                .map_err(|_| EncodeError::new("string is not valid UTF-8"))?,
             ffi::LUA_TTABLE => self.table(index)?,
             ffi::LUA_TLIGHTUSERDATA => {
                 let ptr = unsafe { ffi::lua_touserdata(state, index) };
@@ -490,26 +659,52 @@ impl RawEncoder<'_> {
     }
 
     fn table_contents(&mut self, index: c_int) -> Result<(), EncodeError> {
-        let state = self.state;
         if self.has_array_mt(index) {
-            let len = unsafe { ffi::lua_rawlen(state, index) };
+            let len = unsafe { ffi::lua_rawlen(self.state, index) };
             return self.array(index, len);
         }
-        // One pass over the table, leaving each key and value on the stack: `lua_next`
-        // takes the previous key from the top, so a copy of it is pushed each time.
-        let base = unsafe { ffi::lua_gettop(state) };
-        let mut entries = Vec::new();
-        let (mut max, mut sequence) = (0i64, true);
+        let base = unsafe { ffi::lua_gettop(self.state) };
+        let start = self.entries.len();
+        let result = self.collect_entries(index).and_then(|is_sequence| {
+            if is_sequence {
+                self.entries[start..].sort_unstable_by_key(|e| match e.key {
+                    Key::Integer(i, _) => i,
+                    _ => 0,
+                });
+                self.sequence(start)
+            } else {
+                self.object(start)
+            }
+        });
+        self.entries.truncate(start);
+        unsafe { ffi::lua_settop(self.state, base) };
+        result
+    }
+
+    /// Pushes the table's entries onto the stack and into `entries`, in one pass:
+    /// `lua_next` takes the previous key from the top, so a copy of it is pushed
+    /// each time. True when the keys are exactly `1..n` (n > 0).
+    fn collect_entries(&mut self, index: c_int) -> Result<bool, EncodeError> {
+        const BATCH: c_int = 64;
+        let state = self.state;
+        let (mut count, mut max, mut sequence) = (0, 0i64, true);
         unsafe {
             ffi::lua_pushnil(state);
-            while ffi::lua_next(state, index) != 0 {
+            loop {
+                // Each entry adds two slots (its key and value); room for a batch.
+                if count % BATCH == 0 && ffi::lua_checkstack(state, 2 * BATCH + 2) == 0 {
+                    return Err(EncodeError::new("table too large for the Lua stack"));
+                }
+                if ffi::lua_next(state, index) == 0 {
+                    break;
+                }
+                count += 1;
                 let slot = ffi::lua_gettop(state) - 1;
                 let key = match ffi::lua_type(state, slot) {
                     ffi::LUA_TSTRING => {
                         sequence = false;
-                        let mut len = 0;
-                        let ptr = ffi::lua_tolstring(state, slot, &mut len);
-                        Key::Str(ptr.cast::<u8>(), len)
+                        let bytes = string_bytes(state, slot);
+                        Key::Str(bytes.as_ptr(), bytes.len())
                     }
                     ffi::LUA_TNUMBER if ffi::lua_isinteger(state, slot) != 0 => {
                         let i = ffi::lua_tointegerx(state, slot, std::ptr::null_mut());
@@ -538,32 +733,24 @@ impl RawEncoder<'_> {
                         )));
                     }
                 };
-                entries.push(Entry { slot, key });
-                if ffi::lua_checkstack(state, 3) == 0 {
-                    return Err(EncodeError::new("table too large for the Lua stack"));
-                }
+                self.entries.push(Entry {
+                    slot,
+                    key,
+                    prefix: 0,
+                });
                 ffi::lua_pushvalue(state, slot);
             }
         }
-        let result = if sequence && !entries.is_empty() && max as usize == entries.len() {
-            entries.sort_unstable_by_key(|e| match e.key {
-                Key::Integer(i, _) => i,
-                _ => 0,
-            });
-            self.sequence(&entries)
-        } else {
-            self.object(entries)
-        };
-        unsafe { ffi::lua_settop(state, base) };
-        result
+        Ok(sequence && count > 0 && max == i64::from(count))
     }
 
-    /// A table with keys `1..n`, its entries on the stack sorted by key.
-    fn sequence(&mut self, entries: &[Entry]) -> Result<(), EncodeError> {
+    /// A table with keys `1..n`: its entries from `start` on, sorted by key.
+    fn sequence(&mut self, start: usize) -> Result<(), EncodeError> {
         self.writer.begin_array();
-        for (i, entry) in entries.iter().enumerate() {
+        for i in 0..self.entries.len() - start {
             self.writer.element(i == 0);
-            self.value(entry.slot + 1).map_err(|e| e.at_index(i))?;
+            let slot = self.entries[start + i].slot;
+            self.value(slot + 1).map_err(|e| e.at_index(i))?;
         }
         self.writer.end_array(false);
         Ok(())
@@ -582,13 +769,18 @@ impl RawEncoder<'_> {
         Ok(())
     }
 
-    fn object(&mut self, mut entries: Vec<Entry>) -> Result<(), EncodeError> {
-        for entry in &mut entries {
+    /// A table written as an object: its entries from `start` on.
+    fn object(&mut self, start: usize) -> Result<(), EncodeError> {
+        let entries = &mut self.entries[start..];
+        for entry in entries.iter_mut() {
             if let Key::Integer(i, text) = &mut entry.key {
                 *text = i.to_string();
             }
+            entry.prefix = prefix(entry.key.bytes());
         }
-        entries.sort_unstable_by(|a, b| a.key.bytes().cmp(b.key.bytes()));
+        entries.sort_unstable_by(|a, b| {
+            (a.prefix.cmp(&b.prefix)).then_with(|| a.key.bytes().cmp(b.key.bytes()))
+        });
         // `t[2]` and `t["2"]` are two entries but one JSON key: writing both would
         // give a document whose readers keep one of them, silently.
         if let Some(pair) = entries
@@ -601,14 +793,31 @@ impl RawEncoder<'_> {
             )));
         }
 
+        let count = entries.len();
         self.writer.begin_object();
-        for (i, entry) in entries.iter().enumerate() {
-            let key_text = std::str::from_utf8(entry.key.bytes())
-                .map_err(|_| EncodeError::new("table key is not valid UTF-8"))?;
-            self.writer.member(i == 0, key_text);
-            self.value(entry.slot + 1).map_err(|e| e.at_key(key_text))?;
+        for i in 0..count {
+            let entry = &self.entries[start + i];
+            let slot = entry.slot;
+            match entry.key {
+                Key::Str(ptr, len) => {
+                    // SAFETY: see `Key::bytes`.
+                    let bytes = unsafe { std::slice::from_raw_parts(ptr, len) };
+                    let literal = self
+                        .keys
+                        .literal(ptr, bytes)
+                        .map_err(|_| EncodeError::new("table key is not valid UTF-8"))?;
+                    self.writer.member_literal(i == 0, literal);
+                }
+                Key::Integer(_, ref text) | Key::Float(ref text) => {
+                    self.writer.member(i == 0, text);
+                }
+            }
+            self.value(slot + 1).map_err(|e| {
+                let key = self.entries[start + i].key.bytes();
+                e.at_key(String::from_utf8_lossy(key))
+            })?;
         }
-        self.writer.end_object(entries.is_empty());
+        self.writer.end_object(count == 0);
         Ok(())
     }
 }
@@ -674,6 +883,10 @@ mod tests {
             ),
             ("{s = '\\xff'}", "string is not valid UTF-8 at $.s"),
             (
+                "{a = {ok = 1}, b = {ok = 2, ['\\xff'] = 3}}",
+                "table key is not valid UTF-8 at $.b",
+            ),
+            (
                 "{[true] = 1}",
                 "a table key of type boolean cannot be a JSON object key at $",
             ),
@@ -724,6 +937,36 @@ mod tests {
             String::from_utf8(writer.into_bytes()).unwrap(),
             r#"{"a":[],"b":{},"c":[1,1.5,null,"x"],"d":18446744073709552000,"e":-7}"#
         );
+        Ok(())
+    }
+
+    /// Keys repeated across records come from the encoder's cache of key literals;
+    /// enough distinct long keys to make it start over; escapes in keys.
+    #[test]
+    fn repeated_and_distinct_keys_encode_exactly() -> mlua::Result<()> {
+        let lua = lua()?;
+        let value: Value = lua
+            .load(
+                r#"
+                local rows = setmetatable({}, json.array_mt)
+                for i = 1, 300 do rows[i] = { id = i, ["say \"hi\"\n"] = "v" .. i } end
+                local wide = {}
+                for i = 1, 2000 do wide[string.rep("k", 40) .. i] = i end
+                return { rows = rows, wide = wide }
+                "#,
+            )
+            .eval()?;
+        let mut writer = Writer::new(false);
+        encode(&lua, &value, &mut writer).unwrap();
+        let rows: Vec<serde_json::Value> = (1..=300)
+            .map(|i| serde_json::json!({"id": i, "say \"hi\"\n": format!("v{i}")}))
+            .collect();
+        let wide: serde_json::Map<String, serde_json::Value> = (1..=2000)
+            .map(|i| (format!("{}{i}", "k".repeat(40)), i.into()))
+            .collect();
+        let expected = serde_json::json!({"rows": rows, "wide": wide});
+        let written: serde_json::Value = serde_json::from_slice(&writer.into_bytes()).unwrap();
+        assert_eq!(written, expected);
         Ok(())
     }
 

@@ -151,11 +151,22 @@ impl Writer {
         }
     }
 
+    #[inline]
     fn put(&mut self, bytes: &[u8]) {
         if self.overflow == 0 && self.limit - self.out.len() >= bytes.len() {
             self.out.extend_from_slice(bytes);
         } else {
             self.overflow += bytes.len();
+        }
+    }
+
+    /// [`Writer::put`] for one byte: punctuation is most of what is written.
+    #[inline]
+    fn put_byte(&mut self, byte: u8) {
+        if self.overflow == 0 && self.limit > self.out.len() {
+            self.out.push(byte);
+        } else {
+            self.overflow += 1;
         }
     }
 
@@ -189,26 +200,38 @@ impl Writer {
     }
 
     pub fn string(&mut self, s: &str) {
+        self.escaped(s.len(), |out| write_json_string(out, s));
+    }
+
+    /// A string given as bytes, which must be UTF-8.
+    pub fn string_bytes(&mut self, bytes: &[u8]) -> Result<(), std::str::Utf8Error> {
+        self.escaped(bytes.len(), |out| write_json_bytes(out, bytes))
+    }
+
+    /// Writes a string literal of `len` input bytes with `write`: straight into the
+    /// output when even the worst case fits under the limit, else measured aside.
+    fn escaped<R>(&mut self, len: usize, write: impl FnOnce(&mut Vec<u8>) -> R) -> R {
         // An escaped string is at most 6 bytes per input byte, plus quotes.
-        let worst_case = s.len().saturating_mul(6).saturating_add(2);
+        let worst_case = len.saturating_mul(6).saturating_add(2);
         if self.overflow == 0 && self.limit - self.out.len() >= worst_case {
-            write_json_string(&mut self.out, s);
+            write(&mut self.out)
         } else {
             let mut escaped = Vec::new();
-            write_json_string(&mut escaped, s);
+            let result = write(&mut escaped);
             self.put(&escaped);
+            result
         }
     }
 
     pub fn begin_array(&mut self) {
-        self.put(b"[");
+        self.put_byte(b'[');
         self.level += 1;
     }
 
     /// Call before each array element; `first` for the first one.
     pub fn element(&mut self, first: bool) {
         if !first {
-            self.put(b",");
+            self.put_byte(b',');
         }
         self.newline();
     }
@@ -218,11 +241,11 @@ impl Writer {
         if !empty {
             self.newline();
         }
-        self.put(b"]");
+        self.put_byte(b']');
     }
 
     pub fn begin_object(&mut self) {
-        self.put(b"{");
+        self.put_byte(b'{');
         self.level += 1;
     }
 
@@ -230,7 +253,21 @@ impl Writer {
     pub fn member(&mut self, first: bool, key: &str) {
         self.element(first);
         self.string(key);
-        self.put(if self.pretty { b": " } else { b":" });
+        self.colon();
+    }
+
+    /// [`Writer::member`] with the key already written as a JSON string literal.
+    pub fn member_literal(&mut self, first: bool, literal: &[u8]) {
+        self.element(first);
+        self.put(literal);
+        self.colon();
+    }
+
+    fn colon(&mut self) {
+        self.put_byte(b':');
+        if self.pretty {
+            self.put_byte(b' ');
+        }
     }
 
     pub fn end_object(&mut self, empty: bool) {
@@ -238,12 +275,12 @@ impl Writer {
         if !empty {
             self.newline();
         }
-        self.put(b"}");
+        self.put_byte(b'}');
     }
 
     fn newline(&mut self) {
         if self.pretty {
-            self.put(b"\n");
+            self.put_byte(b'\n');
             for _ in 0..self.level {
                 self.put(b"  ");
             }
@@ -253,35 +290,92 @@ impl Writer {
 
 /// Appends `s` as a JSON string literal.
 pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
+    // A `str` is UTF-8 already: nothing to check.
+    let _ = escape_into(out, s.as_bytes(), false);
+}
+
+/// Appends `bytes` as a JSON string literal, or fails if they are not UTF-8 (having
+/// written part of it: the caller discards the output).
+pub fn write_json_bytes(out: &mut Vec<u8>, bytes: &[u8]) -> Result<(), std::str::Utf8Error> {
+    escape_into(out, bytes, true)
+}
+
+/// What follows the backslash for each byte JSON requires escaped (0: as it is;
+/// `u`: `\u00XX`), as `JSON.stringify` writes them.
+static ESCAPE: [u8; 256] = {
+    let mut table = [0; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = b'u';
+        b += 1;
+    }
+    table[0x08] = b'b';
+    table[0x09] = b't';
+    table[0x0a] = b'n';
+    table[0x0c] = b'f';
+    table[0x0d] = b'r';
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table
+};
+
+const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+
+/// Whether any of the 8 bytes in `word` is a control character, `"`, `\`, or (with
+/// `high` = [`HIGH`]) not ASCII: the bit tricks of "Bit Twiddling Hacks" (a byte
+/// less than n; a zero byte), exact for each byte, so no false positive either.
+fn needs_a_look(word: u64, high: u64) -> bool {
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word;
+    let quote = word ^ (ONES * u64::from(b'"'));
+    let backslash = word ^ (ONES * u64::from(b'\\'));
+    let is_quote = quote.wrapping_sub(ONES) & !quote;
+    let is_backslash = backslash.wrapping_sub(ONES) & !backslash;
+    (below_space | is_quote | is_backslash | (word & high)) & HIGH != 0
+}
+
+/// The one pass over a string's bytes: eight at a time while none needs escaping,
+/// and, with `check_utf8`, the first non-ASCII byte validates the rest as UTF-8 (the
+/// bytes before it being ASCII) once.
+fn escape_into(
+    out: &mut Vec<u8>,
+    bytes: &[u8],
+    check_utf8: bool,
+) -> Result<(), std::str::Utf8Error> {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let bytes = s.as_bytes();
+    let mut high = if check_utf8 { HIGH } else { 0 };
     out.reserve(bytes.len() + 2);
     out.push(b'"');
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0x00..=0x1f => b"",
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        if escape.is_empty() {
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[(b >> 4) as usize]);
-            out.push(HEX[(b & 0xf) as usize]);
-        } else {
-            out.extend_from_slice(escape);
+    let (mut start, mut i) = (0, 0);
+    while i < bytes.len() {
+        if let Some(chunk) = bytes.get(i..i + 8) {
+            let word = u64::from_ne_bytes(chunk.try_into().expect("8 bytes"));
+            if !needs_a_look(word, high) {
+                i += 8;
+                continue;
+            }
         }
-        start = i + 1;
+        let b = bytes[i];
+        let escape = ESCAPE[usize::from(b)];
+        if b >= 0x80 && high != 0 {
+            std::str::from_utf8(&bytes[i..])?;
+            high = 0;
+        } else if escape != 0 {
+            out.extend_from_slice(&bytes[start..i]);
+            if escape == b'u' {
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(b >> 4)]);
+                out.push(HEX[usize::from(b & 0xf)]);
+            } else {
+                out.extend_from_slice(&[b'\\', escape]);
+            }
+            start = i + 1;
+        }
+        i += 1;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+    Ok(())
 }
 
 #[cfg(test)]
@@ -323,6 +417,45 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "\"a\\\"b\\\\c\\n\\u0001é☃\""
         );
+    }
+
+    /// Every special byte, and a non-UTF-8 one, at every position of strings around
+    /// the 8-byte chunks: the same literal as serde_json writes (JSON.stringify's
+    /// escapes), or an error exactly when the bytes are not UTF-8.
+    #[test]
+    fn the_chunked_escaper_matches_serde_json_everywhere() {
+        let specials: [&[u8]; 10] = [
+            b"\"",
+            b"\\",
+            b"\n",
+            b"\x00",
+            b"\x1f",
+            b"\x7f",
+            "é".as_bytes(),
+            "☃".as_bytes(),
+            b"\xff",
+            b"\xe2\x98",
+        ];
+        for special in specials {
+            for len in 0..20 {
+                for at in 0..=len {
+                    let mut bytes = vec![b'a'; len];
+                    bytes.splice(at..at, special.iter().copied());
+                    let mut out = Vec::new();
+                    let result = write_json_bytes(&mut out, &bytes);
+                    match std::str::from_utf8(&bytes) {
+                        Ok(text) => {
+                            assert!(result.is_ok(), "{bytes:?}");
+                            assert_eq!(out, serde_json::to_vec(text).unwrap(), "{bytes:?}");
+                            let mut from_str = Vec::new();
+                            write_json_string(&mut from_str, text);
+                            assert_eq!(from_str, out);
+                        }
+                        Err(_) => assert!(result.is_err(), "{bytes:?}"),
+                    }
+                }
+            }
+        }
     }
 
     #[test]
