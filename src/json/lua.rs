@@ -1,6 +1,6 @@
 //! JSON ↔ Lua values (SPEC §4).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, c_int, c_void};
 use std::fmt;
 
@@ -25,13 +25,25 @@ fn empty_array_ptr() -> *mut c_void {
 pub struct Sentinels {
     /// `json.array_mt`: tables carrying it encode as arrays, even when empty.
     pub array_mt: Table,
+    /// Anchors the decoder's [`KeyCache`] strings, slot `i` at index `i + 1`.
+    key_strings: Table,
+    /// Taken while a decode uses them; a decode nested in one (from a finalizer
+    /// the collector runs meanwhile) goes without.
+    key_cache: Cell<Option<Box<KeyCache>>>,
+    /// Taken while an encode uses them.
+    key_literals: Cell<KeyLiterals>,
 }
 
 impl Sentinels {
     pub fn create(lua: &Lua) -> mlua::Result<Self> {
         let array_mt = lua.create_table()?;
         array_mt.set("__name", "json.array")?;
-        Ok(Sentinels { array_mt })
+        Ok(Sentinels {
+            array_mt,
+            key_strings: lua.create_table_with_capacity(KeyCache::SLOTS, 0)?,
+            key_cache: Cell::new(Some(Box::default())),
+            key_literals: Cell::default(),
+        })
     }
 
     /// `json.empty_array`: encodes as `[]`.
@@ -65,31 +77,25 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
-/// Runs `f` on the state's raw stack with `args` pushed, the garbage collector
-/// paused and no memory limit, so that no Lua API call inside `f` can raise an
-/// error (which would jump over Rust frames). The limit is checked afterwards.
+/// Runs `f` on the state's raw stack with `args` pushed and no memory limit, so
+/// that no Lua API call inside `f` can raise an error (which would jump over Rust
+/// frames): allocations cannot fail, and a collection step cannot raise either (Lua
+/// 5.4 turns errors in finalizers into warnings). The limit is checked afterwards.
 /// This is the fast path for whole documents: one protected call instead of one
 /// per value created or read.
+///
+/// The collector keeps running (pausing it would cost a collection step on every
+/// restart, which resets its debt): values `f` creates must stay anchored on the
+/// stack until they are set into a table.
 fn with_raw_stack(
     lua: &Lua,
     args: impl mlua::IntoLuaMulti,
     f: impl FnOnce(*mut ffi::lua_State),
 ) -> mlua::Result<Value> {
     let limit = lua.set_memory_limit(0)?;
-    // SAFETY: `f` only uses the stack above the arguments, and with the collector
-    // paused and no limit the API calls it makes cannot raise Lua errors.
-    let result = unsafe {
-        lua.exec_raw::<Value>(args, |state| {
-            let collecting = ffi::lua_gc(state, ffi::LUA_GCISRUNNING, 0) != 0;
-            if collecting {
-                ffi::lua_gc(state, ffi::LUA_GCSTOP, 0);
-            }
-            f(state);
-            if collecting {
-                ffi::lua_gc(state, ffi::LUA_GCRESTART, 0);
-            }
-        })
-    };
+    // SAFETY: `f` only uses the stack above the arguments, and with no limit the
+    // API calls it makes cannot raise Lua errors.
+    let result = unsafe { lua.exec_raw::<Value>(args, f) };
     lua.set_memory_limit(limit)?;
     // Over the limit, garbage may be what fills it (a script that caught its own
     // out-of-memory error leaves plenty): collect it before giving up.
@@ -109,25 +115,26 @@ const ARRAY_MT: c_int = 2;
 /// Decodes JSON text into a Lua value: objects → tables, arrays → tables carrying
 /// `json.array_mt`, `null` → `json.null`, integers → integers, others → floats.
 pub fn decode(lua: &Lua, bytes: &[u8]) -> Result<Value, DecodeError> {
-    let array_mt = with_sentinels(lua, |s| s.array_mt.clone());
+    let (array_mt, key_strings, cache) = with_sentinels(lua, |s| {
+        (
+            s.array_mt.clone(),
+            s.key_strings.clone(),
+            s.key_cache.take(),
+        )
+    });
+    let keys = cache.map(RefCell::new);
     let mut outcome = None;
-    let value = with_raw_stack(lua, (Value::Nil, array_mt), |state| {
-        // SAFETY: the raw call's stack: the key cache's slots above the arguments,
-        // and room for the top-level value (a container reserves its own).
-        let cache_top = KEY_CACHE + KeyCache::SLOTS as c_int - 1;
-        let decoded = if unsafe { ffi::lua_checkstack(state, cache_top + 1) } == 0 {
+    let value = with_raw_stack(lua, (Value::Nil, array_mt, key_strings), |state| {
+        let seed = RawSeed {
+            state,
+            depth: 0,
+            keys: keys.as_ref(),
+        };
+        // SAFETY: room for the top-level value (a container reserves its own).
+        let decoded = if unsafe { ffi::lua_checkstack(state, 1) } == 0 {
             Err(de::Error::custom("the Lua stack cannot grow"))
         } else {
-            unsafe { ffi::lua_settop(state, cache_top) };
-            let keys = RefCell::new(KeyCache::default());
-            decode_with(
-                bytes,
-                RawSeed {
-                    state,
-                    depth: 0,
-                    keys: &keys,
-                },
-            )
+            decode_with(bytes, seed)
         };
         // SAFETY: on success the value is on top; leave exactly it as the result.
         unsafe {
@@ -139,8 +146,11 @@ pub fn decode(lua: &Lua, bytes: &[u8]) -> Result<Value, DecodeError> {
             }
         }
         outcome = Some(decoded);
-    })
-    .map_err(DecodeError::Lua)?;
+    });
+    if let Some(keys) = keys {
+        with_sentinels(lua, |s| s.key_cache.set(Some(keys.into_inner())));
+    }
+    let value = value.map_err(DecodeError::Lua)?;
     match outcome {
         Some(Ok(())) => Ok(value),
         Some(Err(e)) => Err(DecodeError::Json(e)),
@@ -148,15 +158,16 @@ pub fn decode(lua: &Lua, bytes: &[u8]) -> Result<Value, DecodeError> {
     }
 }
 
-/// Stack index of the first [`KeyCache`] slot while decoding.
-const KEY_CACHE: c_int = ARRAY_MT + 1;
+/// Stack index of the table anchoring the [`KeyCache`] strings while decoding.
+const KEY_STRINGS: c_int = ARRAY_MT + 1;
 
-/// Object keys decoded so far, kept in stack slots from [`KEY_CACHE`] on, found by a
-/// hash of their bytes: records repeat their keys, and pushing a copy from the stack
+/// Object keys decoded before, in this document or an earlier one, found by a hash
+/// of their bytes: documents repeat their keys, and pushing a string kept in a table
 /// is cheaper than interning the bytes again (hashing them, then a lookup in the
-/// state's string table, cold in the cache). Direct-mapped.
+/// state's string table, cold in the cache). Direct-mapped; each slot's string is
+/// anchored in the state's `key_strings` table, so its bytes stay where they are.
 struct KeyCache {
-    /// Per slot, the bytes of the Lua string in it (empty: nothing yet).
+    /// Per slot, the bytes of the string anchored for it (null: none yet).
     slots: [(*const u8, usize); Self::SLOTS],
 }
 
@@ -173,26 +184,27 @@ impl KeyCache {
 
     /// Pushes the Lua string for `key`.
     ///
-    /// SAFETY: the stack of the raw call, with room for one more value.
+    /// SAFETY: the stack of the raw call, with the anchoring table at
+    /// [`KEY_STRINGS`] and room for two more values.
     unsafe fn push(&mut self, state: *mut ffi::lua_State, key: &str) {
         let bytes = key.as_bytes();
         let slot = Self::slot(bytes);
-        let index = KEY_CACHE + slot as c_int;
+        let index = slot as ffi::lua_Integer + 1;
         let (ptr, len) = self.slots[slot];
-        // SAFETY: a cached pointer is the content of the string in slot `index`,
-        // alive on the stack; Lua strings never change.
+        // SAFETY: a cached pointer is the content of the string anchored at
+        // `index`; Lua strings never change or move.
         unsafe {
             if !ptr.is_null() && std::slice::from_raw_parts(ptr, len) == bytes {
-                ffi::lua_pushvalue(state, index);
+                ffi::lua_rawgeti(state, KEY_STRINGS, index);
             } else {
                 let interned =
                     ffi::lua_pushlstring(state, bytes.as_ptr().cast::<c_char>(), bytes.len());
-                ffi::lua_copy(state, -1, index);
+                ffi::lua_pushvalue(state, -1);
+                ffi::lua_rawseti(state, KEY_STRINGS, index);
                 self.slots[slot] = (interned.cast::<u8>(), bytes.len());
             }
         }
     }
-
     /// A multiplicative hash of the length and the first and last bytes (up to 8 of
     /// each): enough to tell apart the keys of one document.
     fn slot(bytes: &[u8]) -> usize {
@@ -217,7 +229,8 @@ struct RawSeed<'k> {
     state: *mut ffi::lua_State,
     /// Containers enclosing the value being decoded.
     depth: usize,
-    keys: &'k RefCell<KeyCache>,
+    /// None in a decode nested in another (see [`Sentinels`]).
+    keys: Option<&'k RefCell<Box<KeyCache>>>,
 }
 
 impl RawSeed<'_> {
@@ -440,9 +453,12 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
     }
 
     fn visit_str<E: de::Error>(self, s: &str) -> Result<(), E> {
-        let RawSeed { state, keys, .. } = self.0;
-        // SAFETY: the raw call's stack, with room for the key (`Pending::push`).
-        unsafe { keys.borrow_mut().push(state, s) };
+        match self.0.keys {
+            // SAFETY: the raw call's stack, with room for the key and a copy
+            // (`Pending::push`).
+            Some(keys) => unsafe { keys.borrow_mut().push(self.0.state, s) },
+            None => self.0.push_str(s),
+        }
         Ok(())
     }
 }
@@ -451,25 +467,31 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
 /// `json.array_mt` are arrays, other tables objects (keys sorted, so output is
 /// stable); anything JSON cannot hold is an [`EncodeError`] naming its path.
 pub fn encode(lua: &Lua, value: &Value, writer: &mut Writer) -> Result<(), EncodeError> {
-    let array_mt = with_sentinels(lua, |s| s.array_mt.clone());
+    let (array_mt, mut keys) = with_sentinels(lua, |s| (s.array_mt.clone(), s.key_literals.take()));
+    keys.start_over();
     let mut outcome = None;
-    with_raw_stack(lua, (value.clone(), array_mt), |state| {
+    let called = with_raw_stack(lua, (value.clone(), array_mt), |state| {
         let mut encoder = RawEncoder {
             state,
             writer: &mut *writer,
             enclosing: Vec::new(),
             entries: Vec::new(),
-            keys: KeyLiterals::default(),
+            keys: &mut keys,
         };
         outcome = Some(encoder.value(1));
         // SAFETY: nothing is returned.
         unsafe { ffi::lua_settop(state, 0) };
-    })
-    .map_err(|e| EncodeError::new(e.to_string()))?;
+    });
+    with_sentinels(lua, |s| s.key_literals.set(keys));
+    called.map_err(|e| EncodeError::new(e.to_string()))?;
     outcome.unwrap_or_else(|| unreachable!("the raw call ran"))
 }
 
 /// Walks a value on the raw stack, writing JSON.
+///
+/// It calls only Lua API functions that allocate nothing in the state (reads,
+/// `lua_next`, pushing copies, growing the stack), so no collection step runs while
+/// it walks: tables stay as they are, and a string's address stays its own.
 ///
 /// SAFETY (every `unsafe` in its methods): reads and pushes on the stack of the
 /// raw call, which has room (`lua_checkstack` per table and per 64 entries) and
@@ -484,7 +506,7 @@ struct RawEncoder<'w> {
     /// The entries of the tables being encoded as objects or sequences, innermost
     /// last: one buffer for the whole document.
     entries: Vec<Entry>,
-    keys: KeyLiterals,
+    keys: &'w mut KeyLiterals,
 }
 
 /// A table entry whose key and value sit on the stack (key at `slot`, value above).
@@ -528,12 +550,23 @@ unsafe fn string_bytes<'a>(state: *mut ffi::lua_State, index: c_int) -> &'a [u8]
 /// Object keys written so far in one encoding, as JSON string literals, found by the
 /// address of their Lua string: records repeat their keys, and an address stands for
 /// the same bytes for the whole encoding (Lua strings are immutable, and nothing is
-/// collected while the collector is paused). Direct-mapped; bounded in size.
+/// collected meanwhile: see [`RawEncoder`]). Direct-mapped; bounded in size; kept
+/// from one encoding to the next for its memory only.
 #[derive(Default)]
 struct KeyLiterals {
-    /// Per slot: the string's address (0: empty) and its literal's range in `text`.
-    slots: Vec<(usize, u32, u32)>,
+    slots: Vec<LiteralSlot>,
     text: Vec<u8>,
+    /// Counts the times the cache started over: a slot from before is empty.
+    round: u32,
+}
+
+#[derive(Clone, Copy, Default)]
+struct LiteralSlot {
+    address: usize,
+    round: u32,
+    /// The literal's range in `text`.
+    start: u32,
+    end: u32,
 }
 
 impl KeyLiterals {
@@ -541,20 +574,26 @@ impl KeyLiterals {
     /// Past this much text, the cache starts over.
     const MAX_TEXT: usize = 64 * 1024;
 
+    /// Empties the cache, for a new encoding (or when full).
+    fn start_over(&mut self) {
+        self.text.clear();
+        self.round = self.round.wrapping_add(1);
+        if self.round == 0 || self.slots.is_empty() {
+            self.slots = vec![LiteralSlot::default(); Self::SLOTS];
+            self.round = 1;
+        }
+    }
+
     /// The literal for the key `bytes` at `ptr`, or an error if it is not UTF-8.
     fn literal(&mut self, ptr: *const u8, bytes: &[u8]) -> Result<&[u8], std::str::Utf8Error> {
         let address = ptr as usize;
-        let slot = (address >> 4 ^ address >> 12) % Self::SLOTS;
-        if self.slots.is_empty() {
-            self.slots = vec![(0, 0, 0); Self::SLOTS];
-        }
-        let (cached, start, end) = self.slots[slot];
-        if cached == address {
-            return Ok(&self.text[start as usize..end as usize]);
+        let index = (address >> 4 ^ address >> 12) % Self::SLOTS;
+        let slot = self.slots[index];
+        if slot.address == address && slot.round == self.round {
+            return Ok(&self.text[slot.start as usize..slot.end as usize]);
         }
         if self.text.len() + bytes.len() > Self::MAX_TEXT {
-            self.text.clear();
-            self.slots.fill((0, 0, 0));
+            self.start_over();
         }
         let start = self.text.len();
         if let Err(e) = super::write_json_bytes(&mut self.text, bytes) {
@@ -563,9 +602,13 @@ impl KeyLiterals {
         }
         // Both fit in u32: the text stays under MAX_TEXT plus one key, and a key
         // this long is longer than any event.
-        match (u32::try_from(start), u32::try_from(self.text.len())) {
-            (Ok(s), Ok(e)) => self.slots[slot] = (address, s, e),
-            _ => self.slots[slot] = (0, 0, 0),
+        if let (Ok(s), Ok(e)) = (u32::try_from(start), u32::try_from(self.text.len())) {
+            self.slots[index] = LiteralSlot {
+                address,
+                round: self.round,
+                start: s,
+                end: e,
+            };
         }
         Ok(&self.text[start..])
     }
@@ -967,6 +1010,51 @@ mod tests {
         let expected = serde_json::json!({"rows": rows, "wide": wide});
         let written: serde_json::Value = serde_json::from_slice(&writer.into_bytes()).unwrap();
         assert_eq!(written, expected);
+        Ok(())
+    }
+
+    /// The decoder's key cache outlives a document: documents with colliding keys,
+    /// in turn, and finalizers decoding and encoding while the collector runs in the
+    /// middle of a decode (a nested decode goes without the cache).
+    #[test]
+    fn keys_decode_exactly_across_documents_and_nested_decodes() -> mlua::Result<()> {
+        let lua = lua()?;
+        let nested: mlua::Function = lua
+            .load(
+                r#"
+                return function(n)
+                  for i = 1, n do
+                    setmetatable({}, { __gc = function()
+                      nested_ok = json.encode(json.decode('{"inner":[1,{"deep":true}]}'))
+                    end })
+                  end
+                end
+                "#,
+            )
+            .eval()?;
+        let documents: Vec<String> = (0..4)
+            .map(|d| {
+                let members: Vec<String> = (0..500)
+                    .map(|i| format!("\"key{}\":{{\"v\":{i},\"doc\":{d}}}", i * 7 + d))
+                    .collect();
+                format!("{{{}}}", members.join(","))
+            })
+            .collect();
+        for round in 0..3 {
+            for text in &documents {
+                nested.call::<()>(200)?;
+                let value = decode(&lua, text.as_bytes()).unwrap();
+                let mut writer = Writer::new(false);
+                encode(&lua, &value, &mut writer).unwrap();
+                let written: serde_json::Value =
+                    serde_json::from_slice(&writer.into_bytes()).unwrap();
+                let expected: serde_json::Value = serde_json::from_str(text).unwrap();
+                assert_eq!(written, expected, "round {round}");
+            }
+        }
+        lua.gc_collect()?;
+        let inner: String = lua.globals().get("nested_ok")?;
+        assert_eq!(inner, r#"{"inner":[1,{"deep":true}]}"#);
         Ok(())
     }
 
