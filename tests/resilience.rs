@@ -583,6 +583,31 @@ fn next_dropped_is_asked_again() {
     assert!(s.api.log().next_requests >= 3, "asked again after the drop");
 }
 
+/// lure does not probe its pooled connection before each request: when the API has
+/// closed it (here after every answer, `/next` and POST alike), the request fails
+/// before reaching the API and goes again on a new connection, answered once.
+#[test]
+fn connections_closed_by_the_api_between_requests_are_replaced() {
+    for lang in [Lang::Lua, Lang::Rhai] {
+        let mut s = written("closed_idle", lang);
+        s.api.close_after_each_answer();
+        s.start(lang.file());
+        for i in 1..=5 {
+            check_normal(&mut s, &format!("closed-{i}"), i);
+        }
+        let log = s.api.log();
+        assert!(
+            log.connections >= 10,
+            "{lang:?}: a connection per request: {log:?}"
+        );
+        assert_eq!(
+            log.posts.len(),
+            5,
+            "{lang:?}: each answer posted once: {log:?}"
+        );
+    }
+}
+
 /// SPEC §3: a 5xx on `/next` means the environment is broken: exit non-zero,
 /// without posting anything.
 #[test]

@@ -12,7 +12,7 @@ use mlua::{
 
 use crate::context::{Context, remaining_time_ms};
 use crate::diagnostic::{Diagnostic, error_type};
-use crate::engine::{Engine, response_body, script_memory_limit, stop_time};
+use crate::engine::{Engine, ResponseBodies, script_memory_limit, stop_time};
 use crate::handler_spec::{Form, Handler};
 use crate::json::{self, Writer};
 use crate::log;
@@ -31,6 +31,7 @@ pub struct LuaEngine {
     remaining_time: Function,
     /// Bytes the Lua state may use.
     memory_limit: usize,
+    responses: ResponseBodies,
 }
 
 impl LuaEngine {
@@ -89,6 +90,7 @@ impl LuaEngine {
             traceback,
             remaining_time,
             memory_limit,
+            responses: ResponseBodies::default(),
         };
         // Top-level code runs once, here; its errors are import errors.
         let returned = engine
@@ -268,7 +270,8 @@ impl Engine for LuaEngine {
             }
         })?;
         let result = results.into_iter().next().unwrap_or(Value::Nil);
-        response_body(|writer| json::lua::encode(&self.lua, &result, writer))
+        self.responses
+            .body(|writer| json::lua::encode(&self.lua, &result, writer))
     }
 }
 

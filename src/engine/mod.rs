@@ -48,15 +48,29 @@ pub fn script_memory_limit() -> usize {
     (script_mb as usize) << 20
 }
 
-/// The response body for a handler's result, written by `encode`. Past Lambda's
-/// limit the writer only counts, so an oversize result is measured without being
-/// copied and answered with `Function.ResponseSizeTooLarge`.
-pub fn response_body(
-    encode: impl FnOnce(&mut Writer) -> Result<(), EncodeError>,
-) -> Result<Vec<u8>, Diagnostic> {
-    let mut writer = Writer::with_limit(false, MAX_RESPONSE_BYTES);
-    encode(&mut writer).map_err(Diagnostic::marshal)?;
-    writer.finish().map_err(response_too_large)
+/// Builds response bodies, each allocated at the size of the one before: a
+/// function's results are alike in size, so the body is written without growing
+/// (and copying) its buffer along the way.
+#[derive(Debug, Default)]
+pub struct ResponseBodies {
+    last_len: usize,
+}
+
+impl ResponseBodies {
+    /// The response body for a handler's result, written by `encode`. Past
+    /// Lambda's limit the writer only counts, so an oversize result is measured
+    /// without being copied and answered with `Function.ResponseSizeTooLarge`.
+    pub fn body(
+        &mut self,
+        encode: impl FnOnce(&mut Writer) -> Result<(), EncodeError>,
+    ) -> Result<Vec<u8>, Diagnostic> {
+        let mut writer = Writer::with_limit(false, MAX_RESPONSE_BYTES);
+        writer.reserve(self.last_len);
+        encode(&mut writer).map_err(Diagnostic::marshal)?;
+        let body = writer.finish().map_err(response_too_large)?;
+        self.last_len = body.len();
+        Ok(body)
+    }
 }
 
 /// Init: loads and compiles the handler's script and runs its top-level code once.

@@ -20,7 +20,7 @@ use rhai::{
 
 use crate::context::{self, Context};
 use crate::diagnostic::{Diagnostic, error_type};
-use crate::engine::{Engine, memory, response_body, script_memory_limit, stop_time};
+use crate::engine::{Engine, ResponseBodies, memory, script_memory_limit, stop_time};
 use crate::handler_spec::{Form, Handler};
 use crate::json;
 use crate::log::{self, Level};
@@ -58,6 +58,7 @@ pub struct RhaiEngine {
     deadline: Rc<Cell<Option<Instant>>>,
     /// Set by the progress callback when it stopped the script.
     timed_out: Rc<Cell<bool>>,
+    responses: ResponseBodies,
 }
 
 enum Entry {
@@ -102,6 +103,7 @@ impl RhaiEngine {
                 entry: Entry::Body,
                 deadline,
                 timed_out,
+                responses: ResponseBodies::default(),
             });
         }
         let arity = handler_arity(&ast, handler)?;
@@ -139,6 +141,7 @@ impl RhaiEngine {
             },
             deadline,
             timed_out,
+            responses: ResponseBodies::default(),
         })
     }
 }
@@ -193,7 +196,8 @@ impl Engine for RhaiEngine {
         }
         let result = result?;
 
-        response_body(|writer| json::rhai::encode(&result, writer))
+        self.responses
+            .body(|writer| json::rhai::encode(&result, writer))
     }
 }
 

@@ -136,6 +136,12 @@ impl Writer {
         }
     }
 
+    /// Room for `additional` bytes (up to the limit) before the buffer grows.
+    pub fn reserve(&mut self, additional: usize) {
+        let room = self.limit.saturating_sub(self.out.len());
+        self.out.reserve(additional.min(room));
+    }
+
     /// The text; only for writers without a limit.
     pub fn into_bytes(self) -> Vec<u8> {
         debug_assert_eq!(self.overflow, 0, "into_bytes on a writer that overflowed");

@@ -6,6 +6,11 @@ use std::io;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use ureq::unversioned::resolver::DefaultResolver;
+use ureq::unversioned::transport::{
+    Buffers, ConnectionDetails, Connector, NextTimeout, TcpConnector, Transport,
+};
+
 use crate::context::header;
 use crate::diagnostic::{Diagnostic, error_type};
 
@@ -98,12 +103,14 @@ impl RuntimeApi {
         };
         base.parse::<ureq::http::Uri>()
             .map_err(|e| ApiError::BadAddress(format!("'{address}': {e}")))?;
-        let agent = ureq::Agent::new_with_config(
+        let agent = ureq::Agent::with_parts(
             ureq::Agent::config_builder()
                 .http_status_as_error(false)
                 .max_redirects(0)
                 .user_agent(concat!("lure/", env!("CARGO_PKG_VERSION")))
                 .build(),
+            UnprobedTcp(TcpConnector::default()),
+            DefaultResolver::default(),
         );
         Ok(RuntimeApi { agent, base })
     }
@@ -118,11 +125,7 @@ impl RuntimeApi {
             match self.agent.get(&url).call() {
                 Ok(mut response) => {
                     let status = response.status().as_u16();
-                    let body = response
-                        .body_mut()
-                        .with_config()
-                        .limit(MAX_EVENT_BYTES)
-                        .read_to_vec();
+                    let body = read_event(response.body_mut());
                     if status != 200 {
                         return Err(ApiError::Status {
                             path: path.into(),
@@ -279,6 +282,64 @@ pub fn response_too_large(len: usize) -> Diagnostic {
             "Response payload size ({len} bytes) exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."
         ),
     )
+}
+
+/// ureq's TCP connector, without the probe of a pooled connection before and after
+/// each request (a non-blocking read between two `ioctl`s: 12 of the 17 system calls
+/// of an invocation). The Runtime API keeps its connection open; if it has closed it
+/// anyway, the request fails before reaching it, as a dropped connection, and is
+/// retried on a new one (see [`is_transient`]).
+#[derive(Debug)]
+struct UnprobedTcp(TcpConnector);
+
+impl Connector for UnprobedTcp {
+    type Out = Unprobed<<TcpConnector as Connector>::Out>;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<()>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        Ok(self.0.connect(details, chained)?.map(Unprobed))
+    }
+}
+
+/// A transport that reports itself open without looking: see [`UnprobedTcp`].
+#[derive(Debug)]
+struct Unprobed<T>(T);
+
+impl<T: Transport> Transport for Unprobed<T> {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        self.0.buffers()
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        self.0.transmit_output(amount, timeout)
+    }
+
+    fn maybe_await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        self.0.maybe_await_input(timeout)
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        self.0.await_input(timeout)
+    }
+
+    fn is_open(&mut self) -> bool {
+        true
+    }
+}
+
+/// The event body, in a buffer of its announced length (not grown as it arrives).
+fn read_event(body: &mut ureq::Body) -> Result<Vec<u8>, ureq::Error> {
+    use std::io::Read;
+    let announced = body.content_length().unwrap_or(0).min(MAX_EVENT_BYTES);
+    let mut event = Vec::with_capacity(announced as usize);
+    body.with_config()
+        .limit(MAX_EVENT_BYTES)
+        .reader()
+        .read_to_end(&mut event)?;
+    Ok(event)
 }
 
 /// Connection-level faults worth another try: refused (API not up yet),

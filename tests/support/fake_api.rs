@@ -186,6 +186,8 @@ struct State {
     queue: VecDeque<Invocation>,
     next_replies: VecDeque<Reply>,
     post_replies: VecDeque<Reply>,
+    /// Close each connection after answering on it, without saying so.
+    close_after_answer: bool,
     shutdown: bool,
 }
 
@@ -270,6 +272,13 @@ impl FakeApi {
     /// The next POST (to any endpoint) gets `reply` instead of 202.
     pub fn script_post(&self, reply: Reply) {
         self.shared.lock().post_replies.push_back(reply);
+    }
+
+    /// From now on, close each connection after answering one request on it,
+    /// without a `Connection: close` header: an API that drops idle keep-alive
+    /// connections, so that lure's next request meets a closed one.
+    pub fn close_after_each_answer(&self) {
+        self.shared.lock().close_after_answer = true;
     }
 
     /// A copy of everything seen so far.
@@ -390,6 +399,11 @@ fn serve_connection(stream: TcpStream, shared: &Shared, prefix: &str) {
                 body,
             } => {
                 if http::write_response(&mut writer, status, &headers, &body).is_err() {
+                    return;
+                }
+                if shared.lock().close_after_answer {
+                    let _ = writer.flush();
+                    let _ = writer.shutdown(Shutdown::Both);
                     return;
                 }
             }
