@@ -205,8 +205,9 @@ impl KeyCache {
             }
         }
     }
+
     /// A multiplicative hash of the length and the first and last bytes (up to 8 of
-    /// each): enough to tell apart the keys of one document.
+    /// each): cheap, and enough to spread the few dozen keys events have.
     fn slot(bytes: &[u8]) -> usize {
         fn word(b: &[u8]) -> u64 {
             let mut w = [0; 8];
@@ -489,9 +490,10 @@ pub fn encode(lua: &Lua, value: &Value, writer: &mut Writer) -> Result<(), Encod
 
 /// Walks a value on the raw stack, writing JSON.
 ///
-/// It calls only Lua API functions that allocate nothing in the state (reads,
-/// `lua_next`, pushing copies, growing the stack), so no collection step runs while
-/// it walks: tables stay as they are, and a string's address stays its own.
+/// It calls only Lua API functions that never step the collector (reads, `lua_next`,
+/// pushing copies, growing the stack: none creates an object), so no collection or
+/// finalizer runs while it walks: tables stay as they are, and a string's address
+/// stays its own.
 ///
 /// SAFETY (every `unsafe` in its methods): reads and pushes on the stack of the
 /// raw call, which has room (`lua_checkstack` per table and per 64 entries) and
