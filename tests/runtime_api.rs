@@ -252,6 +252,31 @@ fn response_body_is_the_handlers_json_result_lua() {
     check_response(&mut s);
 }
 
+/// An event near Lambda's 6 MB limit streams through the connection's buffers (far
+/// smaller) and back: the echo is the same document, twice on one connection.
+#[test]
+fn a_large_event_is_read_whole_and_echoed() {
+    let mut s = started(
+        "large_event",
+        "echo.lua",
+        "function main(event, context) return event end",
+        "echo.lua",
+    );
+    let records: Vec<String> = (0..60_000)
+        .map(|i| format!(r#"{{"id":{i},"name":"record {i}","tags":["a","b"],"ok":true}}"#))
+        .collect();
+    let event = format!(r#"{{"records":[{}]}}"#, records.join(","));
+    assert!(event.len() > 3_000_000, "{} bytes", event.len());
+    let expected: Value = serde_json::from_str(&event).unwrap();
+    for id in ["big-1", "big-2"] {
+        let post = s.answer(Invocation::new(id, event.clone()));
+        assert_eq!(post.kind, PostKind::Response, "{id}");
+        assert_eq!(post.json(), expected, "{id}");
+    }
+    assert_answered_once(&s.api.posts());
+    assert_eq!(s.api.connections(), 1);
+}
+
 #[test]
 fn response_body_is_the_handlers_json_result_rhai() {
     let mut s = started(

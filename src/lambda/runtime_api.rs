@@ -20,6 +20,11 @@ pub const MAX_RESPONSE_BYTES: usize = 6_291_556;
 /// Larger than any event Lambda sends (6 MB synchronous), so a full read always fits.
 const MAX_EVENT_BYTES: u64 = 64 * 1024 * 1024;
 
+/// ureq's buffers for the connection (its default: 128 KB each, zeroed when the
+/// connection opens). Bodies stream through them, so a smaller buffer only means
+/// more reads of a large event; it saves a quarter megabyte of page faults at start.
+const IO_BUFFER_BYTES: usize = 32 * 1024;
+
 /// While the API is not yet listening at start, keep trying at least this long.
 const STARTUP_PATIENCE: Duration = Duration::from_secs(15);
 
@@ -108,6 +113,8 @@ impl RuntimeApi {
                 .http_status_as_error(false)
                 .max_redirects(0)
                 .user_agent(concat!("lure/", env!("CARGO_PKG_VERSION")))
+                .input_buffer_size(IO_BUFFER_BYTES)
+                .output_buffer_size(IO_BUFFER_BYTES)
                 .build(),
             UnprobedTcp(TcpConnector::default()),
             DefaultResolver::default(),
