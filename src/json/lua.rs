@@ -314,20 +314,17 @@ impl<'de> Visitor<'de> for RawSeed<'_> {
         self.reserve()?;
         let mut pending = Pending::new(self.state, 1);
         let mut index = 1;
-        while seq.next_element_seed(self.nested())?.is_some() {
-            if pending.push::<A::Error>()? {
-                pending.flush(|state, table, slot| unsafe {
-                    ffi::lua_pushvalue(state, slot);
-                    ffi::lua_rawseti(state, table, index);
-                    index += 1;
-                });
-            }
-        }
-        pending.flush(|state, table, slot| unsafe {
+        let mut set = |state, table, slot| unsafe {
             ffi::lua_pushvalue(state, slot);
             ffi::lua_rawseti(state, table, index);
             index += 1;
-        });
+        };
+        while seq.next_element_seed(self.nested())?.is_some() {
+            if pending.push::<A::Error>()? {
+                pending.flush(&mut set);
+            }
+        }
+        pending.flush(set);
         unsafe {
             ffi::lua_pushvalue(self.state, ARRAY_MT);
             ffi::lua_setmetatable(self.state, -2);
@@ -616,6 +613,22 @@ impl KeyLiterals {
     }
 }
 
+/// A Lua type's name in error messages (`lua_typename`, but telling light userdata
+/// apart).
+fn type_name(lua_type: c_int) -> &'static str {
+    match lua_type {
+        ffi::LUA_TNIL => "nil",
+        ffi::LUA_TBOOLEAN => "boolean",
+        ffi::LUA_TNUMBER => "number",
+        ffi::LUA_TSTRING => "string",
+        ffi::LUA_TTABLE => "table",
+        ffi::LUA_TFUNCTION => "function",
+        ffi::LUA_TTHREAD => "thread",
+        ffi::LUA_TLIGHTUSERDATA => "lightuserdata",
+        _ => "userdata",
+    }
+}
+
 /// A key's first 8 bytes as a big-endian integer, zero-padded: ordering these
 /// orders the keys, up to ties that the full bytes break.
 fn prefix(bytes: &[u8]) -> u64 {
@@ -662,13 +675,9 @@ impl RawEncoder<'_> {
                 }
             }
             other => {
-                let name = match other {
-                    ffi::LUA_TFUNCTION => "function",
-                    ffi::LUA_TTHREAD => "thread",
-                    _ => "userdata",
-                };
                 return Err(EncodeError::new(format!(
-                    "a {name} cannot be encoded as JSON"
+                    "a {} cannot be encoded as JSON",
+                    type_name(other)
                 )));
             }
         }
@@ -765,16 +774,9 @@ impl RawEncoder<'_> {
                         Key::Float(String::from_utf8(w.into_bytes()).expect("ASCII number"))
                     }
                     other => {
-                        let name = match other {
-                            ffi::LUA_TBOOLEAN => "boolean",
-                            ffi::LUA_TTABLE => "table",
-                            ffi::LUA_TFUNCTION => "function",
-                            ffi::LUA_TTHREAD => "thread",
-                            ffi::LUA_TLIGHTUSERDATA => "lightuserdata",
-                            _ => "userdata",
-                        };
                         return Err(EncodeError::new(format!(
-                            "a table key of type {name} cannot be a JSON object key"
+                            "a table key of type {} cannot be a JSON object key",
+                            type_name(other)
                         )));
                     }
                 };
