@@ -38,27 +38,28 @@ impl FunctionInfo {
     }
 }
 
-/// One invocation's context: the function's facts plus the invocation headers.
+/// One invocation's context: the function's facts plus the invocation headers,
+/// borrowed from both (built on every invocation, it copies nothing).
 #[derive(Debug, Clone)]
-pub struct Context {
-    pub aws_request_id: String,
-    pub function_name: String,
-    pub function_version: String,
-    pub invoked_function_arn: String,
+pub struct Context<'a> {
+    pub aws_request_id: &'a str,
+    pub function_name: &'a str,
+    pub function_version: &'a str,
+    pub invoked_function_arn: &'a str,
     pub memory_limit_in_mb: u64,
-    pub log_group_name: String,
-    pub log_stream_name: String,
+    pub log_group_name: &'a str,
+    pub log_stream_name: &'a str,
     /// The effective deadline, ms since the epoch (see [`Context::deadline_known`]).
     pub deadline_ms: u64,
     /// False when the Runtime API sent no plausible deadline: `deadline_ms` is then
     /// the start of the invocation plus [`MAX_TIMEOUT_MS`] and no stop is enforced.
     pub deadline_known: bool,
     /// Raw JSON of `Lambda-Runtime-Cognito-Identity`, if sent.
-    pub identity: Option<String>,
+    pub identity: Option<&'a str>,
     /// Raw JSON of `Lambda-Runtime-Client-Context`, if sent.
-    pub client_context: Option<String>,
+    pub client_context: Option<&'a str>,
     /// Every `Lambda-Runtime-*` header of the invocation, names in lower case.
-    pub headers: Vec<(String, String)>,
+    pub headers: &'a [(String, String)],
 }
 
 pub mod header {
@@ -71,15 +72,15 @@ pub mod header {
     pub const FUNCTION_ERROR_TYPE: &str = "Lambda-Runtime-Function-Error-Type";
 }
 
-impl Context {
+impl<'a> Context<'a> {
     /// Builds the context from an invocation's `Lambda-Runtime-*` headers
     /// (lower-case names), `now` being when the invocation arrived.
-    pub fn new(info: &FunctionInfo, headers: Vec<(String, String)>, now: SystemTime) -> Self {
+    pub fn new(info: &'a FunctionInfo, headers: &'a [(String, String)], now: SystemTime) -> Self {
         let get = |name: &str| {
             headers
                 .iter()
                 .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
+                .map(|(_, v)| v.as_str())
         };
         let declared = get(header::DEADLINE_MS)
             .and_then(|v| v.trim().parse::<u64>().ok())
@@ -90,12 +91,12 @@ impl Context {
         };
         Context {
             aws_request_id: get(header::REQUEST_ID).unwrap_or_default(),
-            function_name: info.function_name.clone(),
-            function_version: info.function_version.clone(),
+            function_name: &info.function_name,
+            function_version: &info.function_version,
             invoked_function_arn: get(header::INVOKED_FUNCTION_ARN).unwrap_or_default(),
             memory_limit_in_mb: info.memory_limit_in_mb,
-            log_group_name: info.log_group_name.clone(),
-            log_stream_name: info.log_stream_name.clone(),
+            log_group_name: &info.log_group_name,
+            log_stream_name: &info.log_stream_name,
             deadline_ms,
             deadline_known,
             identity: get(header::COGNITO_IDENTITY),
@@ -104,7 +105,7 @@ impl Context {
         }
     }
 
-    pub fn trace_id(&self) -> Option<&str> {
+    pub fn trace_id(&self) -> Option<&'a str> {
         self.headers
             .iter()
             .find(|(k, _)| k == header::TRACE_ID)
@@ -147,14 +148,14 @@ mod tests {
     #[test]
     fn plausible_deadline_is_used_as_is() {
         let now = UNIX_EPOCH + Duration::from_millis(1_700_000_000_000);
-        let ctx = Context::new(
-            &info(),
+        let (info, headers) = (
+            info(),
             headers(&[
                 (header::DEADLINE_MS, "1700000003000"),
                 (header::REQUEST_ID, "r"),
             ]),
-            now,
         );
+        let ctx = Context::new(&info, &headers, now);
         assert!(ctx.deadline_known);
         assert_eq!(ctx.deadline_ms, 1_700_000_003_000);
         assert_eq!(ctx.aws_request_id, "r");
@@ -164,7 +165,8 @@ mod tests {
     fn non_epoch_or_missing_deadline_means_unknown() {
         let now = UNIX_EPOCH + Duration::from_millis(1_700_000_000_000);
         for h in [headers(&[(header::DEADLINE_MS, "600000")]), headers(&[])] {
-            let ctx = Context::new(&info(), h, now);
+            let info = info();
+            let ctx = Context::new(&info, &h, now);
             assert!(!ctx.deadline_known);
             assert_eq!(ctx.deadline_ms, 1_700_000_000_000 + MAX_TIMEOUT_MS);
         }

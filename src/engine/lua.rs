@@ -167,9 +167,9 @@ impl LuaEngine {
 
     /// The context table, built on the raw stack in one protected call (it is made
     /// for every invocation, so per-field calls through mlua would show).
-    fn context_table(&self, context: &Context) -> mlua::Result<Table> {
-        let identity = self.header_json(context.identity.as_deref())?;
-        let client_context = self.header_json(context.client_context.as_deref())?;
+    fn context_table(&self, context: &Context<'_>) -> mlua::Result<Table> {
+        let identity = self.header_json(context.identity)?;
+        let client_context = self.header_json(context.client_context)?;
         let args = (self.remaining_time.clone(), identity, client_context);
         // SAFETY: pushes within the protected call's stack, which has room
         // (`lua_checkstack`); nothing in this frame needs dropping, so an error
@@ -183,12 +183,12 @@ impl LuaEngine {
                 ffi::lua_createtable(state, 0, 13);
                 let table = ffi::lua_gettop(state);
                 let strings = [
-                    (c"aws_request_id", &context.aws_request_id),
-                    (c"function_name", &context.function_name),
-                    (c"function_version", &context.function_version),
-                    (c"invoked_function_arn", &context.invoked_function_arn),
-                    (c"log_group_name", &context.log_group_name),
-                    (c"log_stream_name", &context.log_stream_name),
+                    (c"aws_request_id", context.aws_request_id),
+                    (c"function_name", context.function_name),
+                    (c"function_version", context.function_version),
+                    (c"invoked_function_arn", context.invoked_function_arn),
+                    (c"log_group_name", context.log_group_name),
+                    (c"log_stream_name", context.log_stream_name),
                 ];
                 for (name, value) in strings {
                     push(value);
@@ -203,7 +203,7 @@ impl LuaEngine {
                     ffi::lua_setfield(state, table, name.as_ptr());
                 }
                 ffi::lua_createtable(state, 0, context.headers.len() as c_int);
-                for (name, value) in &context.headers {
+                for (name, value) in context.headers {
                     push(name);
                     push(value);
                     ffi::lua_rawset(state, -3);
@@ -237,7 +237,7 @@ impl LuaEngine {
 }
 
 impl Engine for LuaEngine {
-    fn invoke(&mut self, event: &[u8], context: &Context) -> Result<Vec<u8>, Diagnostic> {
+    fn invoke(&mut self, event: &[u8], context: &Context<'_>) -> Result<Vec<u8>, Diagnostic> {
         let event = json::lua::decode(&self.lua, event).map_err(|e| match e {
             json::lua::DecodeError::Lua(e) => self.out_of_memory(&e.to_string()),
             json::lua::DecodeError::Json(e) => Diagnostic::unmarshal(e),

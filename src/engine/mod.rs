@@ -17,7 +17,7 @@ use crate::lambda::runtime_api::{MAX_RESPONSE_BYTES, response_too_large};
 pub trait Engine {
     /// Runs the handler for one invocation. `event` is the invocation body as
     /// received; the result is the JSON body to POST as the response.
-    fn invoke(&mut self, event: &[u8], context: &Context) -> Result<Vec<u8>, Diagnostic>;
+    fn invoke(&mut self, event: &[u8], context: &Context<'_>) -> Result<Vec<u8>, Diagnostic>;
 }
 
 /// How long before Lambda's deadline a script is stopped, so that the

@@ -160,7 +160,7 @@ fn copy_scope(scope: &Scope) -> Scope<'static> {
 }
 
 impl Engine for RhaiEngine {
-    fn invoke(&mut self, event: &[u8], context: &Context) -> Result<Vec<u8>, Diagnostic> {
+    fn invoke(&mut self, event: &[u8], context: &Context<'_>) -> Result<Vec<u8>, Diagnostic> {
         let event = json::rhai::decode(event).map_err(Diagnostic::unmarshal)?;
         let stop = context
             .deadline_known
@@ -338,29 +338,23 @@ fn handler_arity(ast: &AST, handler: &Handler) -> Result<usize, Diagnostic> {
 }
 
 /// The `context` map (SPEC §4).
-fn context_map(context: &Context) -> Dynamic {
+fn context_map(context: &Context<'_>) -> Dynamic {
     let mut map = Map::new();
     let mut set = |key: &str, value: Dynamic| {
         map.insert(key.into(), value);
     };
     let string = |s: &str| Dynamic::from(s.to_owned());
     let int = |n: u64| Dynamic::from_int(INT::try_from(n).unwrap_or(INT::MAX));
-    set("aws_request_id", string(&context.aws_request_id));
-    set("function_name", string(&context.function_name));
-    set("function_version", string(&context.function_version));
-    set(
-        "invoked_function_arn",
-        string(&context.invoked_function_arn),
-    );
+    set("aws_request_id", string(context.aws_request_id));
+    set("function_name", string(context.function_name));
+    set("function_version", string(context.function_version));
+    set("invoked_function_arn", string(context.invoked_function_arn));
     set("memory_limit_in_mb", int(context.memory_limit_in_mb));
-    set("log_group_name", string(&context.log_group_name));
-    set("log_stream_name", string(&context.log_stream_name));
+    set("log_group_name", string(context.log_group_name));
+    set("log_stream_name", string(context.log_stream_name));
     set("deadline_ms", int(context.deadline_ms));
-    set("identity", json_header(context.identity.as_deref()));
-    set(
-        "client_context",
-        json_header(context.client_context.as_deref()),
-    );
+    set("identity", json_header(context.identity));
+    set("client_context", json_header(context.client_context));
     let headers: Map = context
         .headers
         .iter()
@@ -557,7 +551,12 @@ mod tests {
         RhaiEngine::load(&handler_spec::resolve(handler, &root)?)
     }
 
-    fn context_with(headers: &[(&str, &str)]) -> Context {
+    /// Invokes with a context made of `headers` and a fixed function's facts.
+    fn invoke_with(
+        engine: &mut RhaiEngine,
+        event: &str,
+        headers: &[(&str, &str)],
+    ) -> std::result::Result<Vec<u8>, Diagnostic> {
         let info = FunctionInfo {
             function_name: "orders".into(),
             function_version: "$LATEST".into(),
@@ -565,18 +564,18 @@ mod tests {
             log_group_name: "/aws/lambda/orders".into(),
             log_stream_name: "2024/05/01/[$LATEST]abc".into(),
         };
-        let headers = headers
+        let headers: Vec<(String, String)> = headers
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Context::new(&info, headers, SystemTime::now())
+        engine.invoke(
+            event.as_bytes(),
+            &Context::new(&info, &headers, SystemTime::now()),
+        )
     }
 
     fn invoke(engine: &mut RhaiEngine, event: &str) -> Result<String> {
-        let body = engine.invoke(
-            event.as_bytes(),
-            &context_with(&[(header::REQUEST_ID, "req-1")]),
-        )?;
+        let body = invoke_with(engine, event, &[(header::REQUEST_ID, "req-1")])?;
         Ok(String::from_utf8(body).expect("JSON is UTF-8"))
     }
 
@@ -708,7 +707,7 @@ mod tests {
         "#;
         let mut engine = load("context", "app.handler", &[("app.rhai", script)])?;
         let deadline = context::epoch_ms(SystemTime::now() + Duration::from_secs(10)).to_string();
-        let context = context_with(&[
+        let headers = [
             (header::REQUEST_ID, "req-9"),
             (header::DEADLINE_MS, &deadline),
             (
@@ -717,8 +716,8 @@ mod tests {
             ),
             (header::COGNITO_IDENTITY, r#"{"cognitoIdentityId":"id-1"}"#),
             (header::CLIENT_CONTEXT, "not json"),
-        ]);
-        let body = String::from_utf8(engine.invoke(b"{}", &context)?).unwrap();
+        ];
+        let body = String::from_utf8(invoke_with(&mut engine, "{}", &headers)?).unwrap();
         assert_eq!(
             body,
             concat!(
@@ -741,7 +740,7 @@ mod tests {
         let mut engine = load("no-deadline", "left.rhai", &[("left.rhai", script)])?;
         let left: u64 = invoke(&mut engine, "{}")?.parse().unwrap();
         assert!((899_000..=900_000).contains(&left), "{left}");
-        let body = engine.invoke(b"{}", &context_with(&[(header::DEADLINE_MS, "600000")]))?;
+        let body = invoke_with(&mut engine, "{}", &[(header::DEADLINE_MS, "600000")])?;
         let left: u64 = String::from_utf8(body).unwrap().parse().unwrap();
         assert!((899_000..=900_000).contains(&left), "{left}");
         Ok(())

@@ -85,7 +85,7 @@ pub fn handle(
     info: &FunctionInfo,
     invocation: &Invocation,
 ) -> Result<Vec<u8>, Diagnostic> {
-    let context = Context::new(info, invocation.headers.clone(), SystemTime::now());
+    let context = Context::new(info, &invocation.headers, SystemTime::now());
     set_trace_id(context.trace_id());
     log::set_request_id(Some(&invocation.request_id));
     // A bug in lure must cost one invocation, not the warm environment.
