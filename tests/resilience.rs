@@ -48,6 +48,13 @@ function main(event, context)
       for i = 1, math.huge do t[i] = string.rep("y", 1000) .. i end
     end)
     return { caught = tostring(err) }
+  elseif mode == "garbage" then
+    -- About 120 bytes of garbage per round; answers the state's size on entry.
+    local on_entry = collectgarbage("count")
+    for i = 1, event.rounds do
+      local t = { i, tostring(i) }
+    end
+    return { count = count, kb = on_entry }
   elseif mode == "exit" then
     os.exit(3)
   end
@@ -261,6 +268,38 @@ fn memory_bomb_is_out_of_memory_and_memory_comes_back_lua() {
         again < before + 1024.0,
         "{before} KB before, {again} KB after"
     );
+}
+
+#[test]
+fn each_invocations_garbage_is_collected_before_the_next_lua() {
+    let mut s = counter("garbage", Lang::Lua);
+    let live = check_normal(&mut s, "warm", 1)["kb"].as_f64().unwrap();
+    // A few megabytes each: less than the credit an invocation gets before the
+    // incremental collector starts, so only the collection after each answer
+    // gives the memory back.
+    for n in 2..=6 {
+        let id = format!("garbage-{n}");
+        let post = s.answer(Invocation::new(
+            &id,
+            r#"{"mode":"garbage","rounds":20000}"#.to_owned(),
+        ));
+        assert_eq!(post.kind, PostKind::Response, "{}", post.text());
+        let body = post.json();
+        assert_eq!(body["count"], n, "{body}");
+        let on_entry = body["kb"].as_f64().unwrap();
+        assert!(
+            on_entry < live + 512.0,
+            "{id} started with {on_entry} KB in use, {live} KB after the first invocation"
+        );
+    }
+    // Far more garbage than the memory limit in one invocation: the collector
+    // runs during it as well.
+    let post = s.answer(Invocation::new(
+        "churn",
+        r#"{"mode":"garbage","rounds":1500000}"#.to_owned(),
+    ));
+    assert_eq!(post.kind, PostKind::Response, "{}", post.text());
+    check_normal(&mut s, "after-churn", 8);
 }
 
 #[test]

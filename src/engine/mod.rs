@@ -18,6 +18,11 @@ pub trait Engine {
     /// Runs the handler for one invocation. `event` is the invocation body as
     /// received; the result is the JSON body to POST as the response.
     fn invoke(&mut self, event: &[u8], context: &Context<'_>) -> Result<Vec<u8>, Diagnostic>;
+
+    /// Called once an invocation's answer has been sent, before the next
+    /// invocation is asked for: work that can wait for the answer (collecting the
+    /// invocation's garbage) is done here, off the caller's latency.
+    fn after_answer(&mut self) {}
 }
 
 /// How long before Lambda's deadline a script is stopped, so that the

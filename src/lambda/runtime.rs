@@ -75,6 +75,7 @@ pub fn run(api: &RuntimeApi, handler: &str, task_root: &Path) -> Exit {
         if let Err(e) = api.answer(&invocation.request_id, &outcome) {
             return Exit::Api(e);
         }
+        engine.after_answer();
     }
 }
 
