@@ -111,6 +111,8 @@ cases! {
         HandlerError("Runtime.UnmarshalError", ""), Identical;
     event_empty_body:               "echo.{ext}", Stdin("empty", Vec::new),
         HandlerError("Runtime.UnmarshalError", ""), Identical;
+    event_invalid_utf8:             "echo.{ext}", Stdin("a string holding the byte 0xFF", || b"{\"a\": [\"ok\", \"\xff\"]}".to_vec()),
+        HandlerError("Runtime.UnmarshalError", ""), Identical;
 
     // SPEC §4: return value → body.
     return_string:                  "returns.text", Omitted, Success, Identical;
