@@ -129,6 +129,7 @@ pub fn decode(lua: &Lua, bytes: &[u8]) -> Result<Value, DecodeError> {
             state,
             depth: 0,
             keys: keys.as_ref(),
+            hint: 0,
         };
         // SAFETY: room for the top-level value (a container reserves its own).
         let decoded = if unsafe { ffi::lua_checkstack(state, 1) } == 0 {
@@ -166,61 +167,132 @@ const KEY_STRINGS: c_int = ARRAY_MT + 1;
 /// is cheaper than interning the bytes again (hashing them, then a lookup in the
 /// state's string table, cold in the cache). Direct-mapped; each slot's string is
 /// anchored in the state's `key_strings` table, so its bytes stay where they are.
+///
+/// It also keeps container sizes as hints: a container is created with the size the
+/// last one decoded in the same place had (under the same key, or as an element of
+/// an array under it), and its items are set as they are decoded. Records repeat
+/// their shapes, so the hint is mostly exact; a wrong one costs Lua a rehash.
 struct KeyCache {
-    /// Per slot, the bytes of the string anchored for it (null: none yet).
-    slots: [(*const u8, usize); Self::SLOTS],
+    /// Per slot, the string anchored for it (`ptr` null: none yet).
+    slots: [CachedKey; Self::SLOTS],
+    /// Per hint slot (see [`RawSeed::hint`]), the size of the container last
+    /// decoded there.
+    sizes: [u16; Self::HINTS],
 }
 
 impl Default for KeyCache {
     fn default() -> Self {
         KeyCache {
-            slots: [(std::ptr::null(), 0); Self::SLOTS],
+            slots: [CachedKey::default(); Self::SLOTS],
+            sizes: [0; Self::HINTS],
         }
     }
 }
 
 impl KeyCache {
     const SLOTS: usize = 128;
+    const HINTS: usize = 256;
+    /// The largest size hint: an outlier should not make every container in its
+    /// place start huge.
+    const MAX_HINT: u16 = 1024;
 
-    /// Pushes the Lua string for `key`.
+    /// The hint slot of a member value, from its key's Lua string (at `ptr`).
+    fn member_hint(ptr: *const c_char) -> usize {
+        let address = ptr as usize;
+        (address >> 4 ^ address >> 12) % Self::HINTS
+    }
+
+    /// The hint slot of the elements of the array whose hint slot is `hint`.
+    fn element_hint(hint: usize) -> usize {
+        (hint.wrapping_mul(31) + 17) % Self::HINTS
+    }
+
+    /// Pushes the Lua string for `key` and returns its address.
     ///
     /// SAFETY: the stack of the raw call, with the anchoring table at
     /// [`KEY_STRINGS`] and room for two more values.
-    unsafe fn push(&mut self, state: *mut ffi::lua_State, key: &str) {
+    unsafe fn push(&mut self, state: *mut ffi::lua_State, key: &str) -> *const c_char {
         let bytes = key.as_bytes();
-        let slot = Self::slot(bytes);
+        let (head, tail) = ends(bytes);
+        let len = bytes.len();
+        // A multiplicative hash of the length and the ends: cheap, and enough to
+        // spread the few dozen keys events have.
+        let hash = (head ^ tail.rotate_left(29) ^ len as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let slot = (hash >> 57) as usize % Self::SLOTS;
         let index = slot as ffi::lua_Integer + 1;
-        let (ptr, len) = self.slots[slot];
-        // SAFETY: a cached pointer is the content of the string anchored at
-        // `index`; Lua strings never change or move.
+        let cached = self.slots[slot];
+        // The ends cover keys of up to 16 bytes; longer ones compare their middle.
+        let same = !cached.ptr.is_null()
+            && cached.len == len
+            && cached.head == head
+            && cached.tail == tail
+            // SAFETY: a cached pointer is the content of the string anchored at
+            // `index`; Lua strings never change or move.
+            && (len <= 16 || unsafe { std::slice::from_raw_parts(cached.ptr, len) } == bytes);
+        // SAFETY: see the function's contract.
         unsafe {
-            if !ptr.is_null() && std::slice::from_raw_parts(ptr, len) == bytes {
+            if same {
                 ffi::lua_rawgeti(state, KEY_STRINGS, index);
+                cached.ptr.cast::<c_char>()
             } else {
                 let interned =
                     ffi::lua_pushlstring(state, bytes.as_ptr().cast::<c_char>(), bytes.len());
                 ffi::lua_pushvalue(state, -1);
                 ffi::lua_rawseti(state, KEY_STRINGS, index);
-                self.slots[slot] = (interned.cast::<u8>(), bytes.len());
+                self.slots[slot] = CachedKey {
+                    ptr: interned.cast::<u8>(),
+                    len,
+                    head,
+                    tail,
+                };
+                interned
             }
         }
     }
+}
 
-    /// A multiplicative hash of the length and the first and last bytes (up to 8 of
-    /// each): cheap, and enough to spread the few dozen keys events have.
-    fn slot(bytes: &[u8]) -> usize {
-        fn word(b: &[u8]) -> u64 {
-            let mut w = [0; 8];
-            w[..b.len()].copy_from_slice(b);
-            u64::from_le_bytes(w)
+/// A [`KeyCache`] slot: the anchored string's bytes, and their [`ends`].
+#[derive(Clone, Copy)]
+struct CachedKey {
+    ptr: *const u8,
+    len: usize,
+    head: u64,
+    tail: u64,
+}
+
+impl Default for CachedKey {
+    fn default() -> Self {
+        CachedKey {
+            ptr: std::ptr::null(),
+            len: 0,
+            head: 0,
+            tail: 0,
         }
-        let n = bytes.len();
-        let (head, tail) = (
-            word(&bytes[..n.min(8)]),
-            word(&bytes[n.saturating_sub(8)..]),
-        );
-        let h = (head ^ tail.rotate_left(29) ^ n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        (h >> 57) as usize % Self::SLOTS
+    }
+}
+
+/// The first and the last 8 bytes of `bytes` as integers (overlapping, or in
+/// shorter overlapping pieces, when there are fewer than 16): with the length,
+/// they tell keys of up to 16 bytes apart exactly, and without a call to `memcpy`.
+fn ends(bytes: &[u8]) -> (u64, u64) {
+    let n = bytes.len();
+    let le8 = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+    let le4 = |at: usize| {
+        u64::from(u32::from_le_bytes(
+            bytes[at..at + 4].try_into().expect("4 bytes"),
+        ))
+    };
+    let le2 = |at: usize| {
+        u64::from(u16::from_le_bytes(
+            bytes[at..at + 2].try_into().expect("2 bytes"),
+        ))
+    };
+    match n {
+        8.. => (le8(0), le8(n - 8)),
+        4..=7 => (le4(0), le4(n - 4)),
+        2..=3 => (le2(0), le2(n - 2)),
+        1 => (u64::from(bytes[0]), 0),
+        0 => (0, 0),
     }
 }
 
@@ -232,26 +304,49 @@ struct RawSeed<'k> {
     depth: usize,
     /// None in a decode nested in another (see [`Sentinels`]).
     keys: Option<&'k RefCell<Box<KeyCache>>>,
+    /// Where the size hint for this value, if a container, is kept
+    /// ([`KeyCache::sizes`]); 0 for the document itself.
+    hint: usize,
 }
 
 impl RawSeed<'_> {
-    fn nested(self) -> Self {
+    /// The seed for an item of this container, whose size hint is kept at `hint`.
+    fn item(self, hint: usize) -> Self {
         RawSeed {
             depth: self.depth + 1,
+            hint,
             ..self
         }
     }
 
-    /// Room for a container and its first batch of items, or an error.
+    /// Room for a container, the item being decoded and its key, or an error.
     fn reserve<E: de::Error>(self) -> Result<(), E> {
         if self.depth >= MAX_DEPTH {
             return Err(too_deep());
         }
         // SAFETY: a valid state; `lua_checkstack` reports failure, never raises.
-        if unsafe { ffi::lua_checkstack(self.state, 2 * Pending::BATCH + 3) } == 0 {
+        if unsafe { ffi::lua_checkstack(self.state, 4) } == 0 {
             return Err(E::custom("the Lua stack cannot grow"));
         }
         Ok(())
+    }
+
+    /// The size of the last container decoded where this one is.
+    fn size_hint(self) -> c_int {
+        self.keys
+            .map_or(0, |keys| c_int::from(keys.borrow().sizes[self.hint]))
+    }
+
+    /// Keeps the larger of `size` and the hint less a quarter: containers that
+    /// vary in size (an order's items) are mostly created big enough, and an
+    /// outlier's hint fades.
+    fn record_size(self, size: usize) {
+        if let Some(keys) = self.keys {
+            let size =
+                u16::try_from(size).map_or(KeyCache::MAX_HINT, |s| s.min(KeyCache::MAX_HINT));
+            let hint = &mut keys.borrow_mut().sizes[self.hint];
+            *hint = size.max(*hint - *hint / 4);
+        }
     }
 
     fn push_str(self, s: &str) {
@@ -312,152 +407,73 @@ impl<'de> Visitor<'de> for RawSeed<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         self.reserve()?;
-        let mut pending = Pending::new(self.state, 1);
-        let mut index = 1;
-        let mut set = |state, table, slot| unsafe {
-            ffi::lua_pushvalue(state, slot);
-            ffi::lua_rawseti(state, table, index);
-            index += 1;
+        let state = self.state;
+        let table = unsafe {
+            ffi::lua_createtable(state, self.size_hint(), 0);
+            ffi::lua_gettop(state)
         };
-        while seq.next_element_seed(self.nested())?.is_some() {
-            if pending.push::<A::Error>()? {
-                pending.flush(&mut set);
-            }
+        let element = self.item(KeyCache::element_hint(self.hint));
+        let mut count: usize = 0;
+        while seq.next_element_seed(element)?.is_some() {
+            count += 1;
+            unsafe { ffi::lua_rawseti(state, table, count as ffi::lua_Integer) };
         }
-        pending.flush(set);
+        self.record_size(count);
         unsafe {
-            ffi::lua_pushvalue(self.state, ARRAY_MT);
-            ffi::lua_setmetatable(self.state, -2);
+            ffi::lua_pushvalue(state, ARRAY_MT);
+            ffi::lua_setmetatable(state, table);
         }
         Ok(())
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         self.reserve()?;
-        let mut pending = Pending::new(self.state, 2);
-        // In document order, so a repeated key keeps its last value, as in JavaScript.
-        let set = |state, table, slot| unsafe {
-            ffi::lua_pushvalue(state, slot);
-            ffi::lua_pushvalue(state, slot + 1);
-            ffi::lua_rawset(state, table);
+        let state = self.state;
+        let table = unsafe {
+            ffi::lua_createtable(state, 0, self.size_hint());
+            ffi::lua_gettop(state)
         };
-        while map.next_key_seed(KeySeed(self))?.is_some() {
-            map.next_value_seed(self.nested())?;
-            if pending.push::<A::Error>()? {
-                pending.flush(set);
-            }
+        let mut count: usize = 0;
+        // In document order, so a repeated key keeps its last value, as in JavaScript.
+        while let Some(hint) = map.next_key_seed(KeySeed(self))? {
+            map.next_value_seed(self.item(hint))?;
+            unsafe { ffi::lua_rawset(state, table) };
+            count += 1;
         }
-        pending.flush(set);
+        self.record_size(count);
         Ok(())
     }
 }
 
-/// Items of a container being decoded, waiting on the stack so that its table can
-/// be created with their number as its size; flushed into the table every
-/// [`Pending::CHUNK`] items so that a huge array does not exhaust the stack.
-struct Pending {
-    state: *mut ffi::lua_State,
-    /// Stack slots per item: 1 (array element) or 2 (key and value).
-    width: c_int,
-    /// The slot the table goes to, once created; items start at it until then, and
-    /// above it after.
-    table: c_int,
-    created: bool,
-    count: c_int,
-}
-
-impl Pending {
-    const CHUNK: c_int = 1024;
-    /// Items between two checks for stack room.
-    const BATCH: c_int = 64;
-
-    fn new(state: *mut ffi::lua_State, width: c_int) -> Self {
-        // SAFETY: reads the stack top of the raw call.
-        let table = unsafe { ffi::lua_gettop(state) } + 1;
-        Pending {
-            state,
-            width,
-            table,
-            created: false,
-            count: 0,
-        }
-    }
-
-    /// Counts the item just pushed; true when the chunk is full.
-    fn push<E: de::Error>(&mut self) -> Result<bool, E> {
-        self.count += 1;
-        // Room for the next batch of items, and for `flush` (the table and a copy
-        // of one item) or a nested container (`RawSeed::reserve`).
-        if self.count % Self::BATCH == 0 {
-            // SAFETY: `lua_checkstack` reports failure, never raises.
-            if unsafe { ffi::lua_checkstack(self.state, Self::BATCH * self.width + 3) } == 0 {
-                return Err(E::custom("the Lua stack cannot grow"));
-            }
-        }
-        Ok(self.count == Self::CHUNK)
-    }
-
-    /// Creates the table if needed (sized for the items waiting), sets each item
-    /// with `set(state, table slot, item slot)`, and leaves the table on top.
-    fn flush(&mut self, mut set: impl FnMut(*mut ffi::lua_State, c_int, c_int)) {
-        let state = self.state;
-        // SAFETY: the raw call's stack, with room (`push`, `RawSeed::reserve`),
-        // cannot raise errors.
-        unsafe {
-            if self.created {
-                for i in 0..self.count {
-                    set(state, self.table, self.table + 1 + i * self.width);
-                }
-            } else {
-                // Created above the items, then moved down over the first of them
-                // (if any).
-                let (narr, nrec) = if self.width == 1 {
-                    (self.count, 0)
-                } else {
-                    (0, self.count)
-                };
-                ffi::lua_createtable(state, narr, nrec);
-                let table = ffi::lua_gettop(state);
-                for i in 0..self.count {
-                    set(state, table, self.table + i * self.width);
-                }
-                if table != self.table {
-                    ffi::lua_replace(state, self.table);
-                }
-                self.created = true;
-            }
-            ffi::lua_settop(state, self.table);
-        }
-        self.count = 0;
-    }
-}
-
-/// Object keys go to Lua strings through the [`KeyCache`], without an owned Rust copy.
+/// Object keys go to Lua strings through the [`KeyCache`], without an owned Rust copy;
+/// the value is the hint slot of the member's value.
 struct KeySeed<'k>(RawSeed<'k>);
 
 impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
-    type Value = ();
+    type Value = usize;
 
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
         d.deserialize_str(self)
     }
 }
 
 impl<'de> Visitor<'de> for KeySeed<'_> {
-    type Value = ();
+    type Value = usize;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an object key")
     }
 
-    fn visit_str<E: de::Error>(self, s: &str) -> Result<(), E> {
-        match self.0.keys {
-            // SAFETY: the raw call's stack, with room for the key and a copy
-            // (`Pending::push`).
-            Some(keys) => unsafe { keys.borrow_mut().push(self.0.state, s) },
-            None => self.0.push_str(s),
-        }
-        Ok(())
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<usize, E> {
+        Ok(match self.0.keys {
+            // SAFETY: the raw call's stack, with room for the key and its copy
+            // (`RawSeed::reserve`).
+            Some(keys) => KeyCache::member_hint(unsafe { keys.borrow_mut().push(self.0.state, s) }),
+            None => {
+                self.0.push_str(s);
+                0
+            }
+        })
     }
 }
 
@@ -1065,7 +1081,7 @@ mod tests {
     #[test]
     fn big_containers_and_repeated_keys_decode_exactly() -> mlua::Result<()> {
         let lua = lua()?;
-        // Several chunks of pending items, and a partial last one.
+        // Far past any size hint (and past the hint's cap).
         let items: Vec<String> = (0..3000).map(|i| i.to_string()).collect();
         let text = format!("[{}]", items.join(","));
         let value = decode(&lua, text.as_bytes()).unwrap();
@@ -1079,6 +1095,66 @@ mod tests {
         let table = value.as_table().unwrap();
         assert_eq!(table.get::<String>("k7")?, "last");
         assert_eq!(table.get::<i64>("k1999")?, 1999);
+        Ok(())
+    }
+
+    #[test]
+    fn keys_differing_in_any_one_byte_stay_distinct() -> mlua::Result<()> {
+        let lua = lua()?;
+        // The key cache tells keys apart by their length and ends (and middle,
+        // past 16 bytes): keys one byte apart, at every length and position.
+        for len in 0..=24 {
+            let base = "k".repeat(len);
+            let mut keys = vec![base.clone()];
+            for at in 0..len {
+                let mut key = base.clone().into_bytes();
+                key[at] = b'x';
+                keys.push(String::from_utf8(key).unwrap());
+            }
+            let members: Vec<String> = keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| format!("\"{k}\":{i}"))
+                .collect();
+            let text = format!("{{{}}}", members.join(","));
+            for _ in 0..2 {
+                let value = decode(&lua, text.as_bytes()).unwrap();
+                let table = value.as_table().unwrap();
+                for (i, key) in keys.iter().enumerate() {
+                    assert_eq!(table.raw_get::<usize>(key.as_str())?, i, "{key:?}");
+                }
+                assert_eq!(table.pairs::<Value, Value>().count(), keys.len());
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn containers_decode_exactly_whatever_their_size_hint() -> mlua::Result<()> {
+        let lua = lua()?;
+        // Containers in the same place take the size of the ones before as a hint:
+        // growing, shrinking and empty ones must all come out whole.
+        for n in [0, 3, 1, 2000, 5, 0, 64, 2, 1500, 1] {
+            let items: Vec<String> = (0..n).map(|i| format!("[{i},{{\"k{i}\":{i}}}]")).collect();
+            let members: Vec<String> = (0..n).map(|i| format!("\"m{i}\":{i}")).collect();
+            let text = format!(
+                "{{\"list\":[{}],\"map\":{{{}}}}}",
+                items.join(","),
+                members.join(",")
+            );
+            let value = decode(&lua, text.as_bytes()).unwrap();
+            let table = value.as_table().unwrap();
+            assert_eq!(table.get::<Table>("list")?.raw_len(), n, "{n} elements");
+            assert_eq!(
+                table.get::<Table>("map")?.pairs::<Value, Value>().count(),
+                n
+            );
+            let mut writer = Writer::new(false);
+            encode(&lua, &value, &mut writer).unwrap();
+            let written: serde_json::Value = serde_json::from_slice(&writer.into_bytes()).unwrap();
+            let expected: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(written, expected, "{n} items");
+        }
         Ok(())
     }
 
