@@ -41,7 +41,7 @@ pub struct LuaEngine {
 /// (the rule of Lua's default pause, applied at a better time). An incremental
 /// cycle that starts during an invocation marks the event it is still building,
 /// and sweeps it later from a cold cache: after each full collection the state
-/// gets [`Collector::HEADROOM`] of credit on top of the default pause, so that
+/// gets [`Collector::HEADROOM_KB`] of credit on top of the default pause, so that
 /// one invocation's allocations rarely start one. A script that allocates more
 /// than that in one invocation gets the incremental collector as usual, and the
 /// memory limit still holds (Lua collects in full before it reports running out

@@ -18,9 +18,9 @@ pub const MAX_DEPTH: usize = 1024;
 /// Decodes `bytes` with a language's seed, rejecting trailing garbage.
 ///
 /// Read as bytes, serde_json checks that each string is UTF-8 on its own; checking
-/// the whole text once and reading it as `str` costs a tenth of that on an event
-/// of many short strings. Text that is not UTF-8 is read as bytes, so that its
-/// error is serde_json's, with line and column.
+/// the whole text once and reading it as `str` is cheaper on an event of many
+/// short strings (5% fewer instructions for a 256 KB echo). Text that is not UTF-8
+/// is read as bytes, so that its error is serde_json's, with line and column.
 pub fn decode_with<'de, S: DeserializeSeed<'de>>(
     bytes: &'de [u8],
     seed: S,
