@@ -494,9 +494,13 @@ fn concurrent_invocations_are_all_served_once_one_at_a_time() {
         .collect();
     let mut counts = Vec::new();
     for (i, client) in clients.into_iter().enumerate() {
-        let body = assert_success(&client.join().unwrap());
+        let response = client.join().unwrap();
+        let body = assert_success(&response);
         assert_eq!(body["i"], i, "{body}");
         counts.push(body["count"].as_u64().unwrap());
+        // Serve writes an invocation's log before answering it, but the test reads
+        // serve's stderr on its own thread: wait until it has the REPORT line.
+        serve.report(&request_id(&response));
     }
     counts.sort_unstable();
     assert_eq!(counts, (1..=CLIENTS as u64).collect::<Vec<_>>());
