@@ -198,8 +198,7 @@ impl KeyCache {
 
     /// The hint slot of a member value, from its key's Lua string (at `ptr`).
     fn member_hint(ptr: *const c_char) -> usize {
-        let address = ptr as usize;
-        (address >> 4 ^ address >> 12) % Self::HINTS
+        address_slot(ptr as usize, Self::HINTS)
     }
 
     /// The hint slot of the elements of the array whose hint slot is `hint`.
@@ -249,6 +248,14 @@ impl KeyCache {
             }
         }
     }
+}
+
+/// A slot out of `slots` for the address of a Lua string's bytes: they sit at the
+/// same offset into blocks aligned to 16 bytes, so the low four bits are the same
+/// for every string, and the bits above them, folded with higher ones, tell
+/// strings apart.
+fn address_slot(address: usize, slots: usize) -> usize {
+    (address >> 4 ^ address >> 12) % slots
 }
 
 /// A [`KeyCache`] slot: the anchored string's bytes, and their [`ends`].
@@ -602,7 +609,7 @@ impl KeyLiterals {
     /// The literal for the key `bytes` at `ptr`, or an error if it is not UTF-8.
     fn literal(&mut self, ptr: *const u8, bytes: &[u8]) -> Result<&[u8], std::str::Utf8Error> {
         let address = ptr as usize;
-        let index = (address >> 4 ^ address >> 12) % Self::SLOTS;
+        let index = address_slot(address, Self::SLOTS);
         let slot = self.slots[index];
         if slot.address == address && slot.round == self.round {
             return Ok(&self.text[slot.start as usize..slot.end as usize]);
