@@ -1,22 +1,37 @@
 //! lure: an AWS Lambda custom runtime for Lua and Rhai handlers.
 //!
 //! The data path is one straight line:
-//! `/next` → [`lambda::runtime_api::Invocation`] → [`engine::Engine`] (`event`, `context`)
-//! → result → `/response` or `/error`.
-//! The Lambda side ([`lambda`]), the language side ([`engine`], [`json`], [`stdlib`])
-//! and the local side ([`local`]) are separate; `invoke` and `serve` reuse the same
-//! loop and engines.
+//! `/next` → `Invocation` → `Engine` (`event`, `context`) → result → `/response`
+//! or `/error`. The Lambda side (`lambda`), the language side (`engine`, [`json`],
+//! `stdlib`) and the local side (`local`) are separate; `invoke` and `serve` reuse
+//! the same loop and engines.
+//!
+//! The crate exposes what its users need: the command line for the binary, the
+//! JSON codec and handler resolution for the fuzz targets, and the allocator the
+//! binary installs.
 
 pub mod cli;
-pub mod context;
-pub mod diagnostic;
-pub mod engine;
-pub mod env_vars;
+mod context;
+mod diagnostic;
+mod engine;
+mod env_vars;
 pub mod handler_spec;
 pub mod json;
-pub mod lambda;
-pub mod local;
-pub mod log;
-pub mod stdlib;
+mod lambda;
+mod limits;
+mod local;
+mod log;
+mod stdlib;
 #[cfg(test)]
 mod test_support;
+
+/// The global allocator lure's binary installs: it counts each thread's heap,
+/// which is how the Rhai engine holds scripts to their memory limit. Without it
+/// (a crate linking lure for its JSON codec) that limit goes unenforced.
+pub use engine::memory::CountingAllocator;
+
+// Unit tests run the engines in this process: they need the counting allocator
+// as much as the binary does.
+#[cfg(test)]
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;

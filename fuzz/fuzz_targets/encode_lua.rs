@@ -56,8 +56,7 @@ fn table_below(stack: &[Value]) -> Option<Table> {
 }
 
 fn build(lua: &Lua, bytes: &[u8]) -> mlua::Result<Value> {
-    let json: Table = lua.globals().get("json")?;
-    let array_mt: Table = json.get("array_mt")?;
+    let array_mt = json::lua::Codec::array_mt(lua);
     let mut p = Program { bytes };
     let mut stack: Vec<Value> = Vec::new();
     while !p.bytes.is_empty() {
@@ -74,8 +73,8 @@ fn build(lua: &Lua, bytes: &[u8]) -> mlua::Result<Value> {
             }
             5 => stack.push(Value::Boolean(op & 0x80 != 0)),
             6 => stack.push(Value::Nil),
-            7 => stack.push(json.get("null")?),
-            8 => stack.push(json.get("empty_array")?),
+            7 => stack.push(json::lua::null()),
+            8 => stack.push(json::lua::empty_array()),
             9 => stack.push(Value::Table(lua.create_table()?)),
             10 => {
                 let t = lua.create_table()?;

@@ -12,9 +12,10 @@ use mlua::{
 
 use crate::context::{Context, remaining_time_ms};
 use crate::diagnostic::{Diagnostic, error_type};
-use crate::engine::{Engine, ResponseBodies, script_memory_limit, stop_time};
+use crate::engine::{Engine, ResponseBodies, stop_time};
 use crate::handler_spec::{Form, Handler};
 use crate::json::{self, Writer};
+use crate::limits::Limits;
 use crate::log;
 use crate::stdlib;
 
@@ -88,7 +89,7 @@ fn grant_headroom(lua: &Lua) {
 }
 
 impl LuaEngine {
-    pub fn load(handler: &Handler) -> Result<Self, Diagnostic> {
+    pub fn load(handler: &Handler, limits: &Limits) -> Result<Self, Diagnostic> {
         let source = std::fs::read(handler.script_path()).map_err(|e| {
             Diagnostic::runtime(
                 error_type::IMPORT_MODULE_ERROR,
@@ -96,7 +97,7 @@ impl LuaEngine {
             )
         })?;
         let lua = new_state(handler).map_err(|e| internal_init_error(&e))?;
-        let memory_limit = script_memory_limit();
+        let memory_limit = limits.script_memory;
         lua.set_memory_limit(memory_limit)
             .map_err(|e| internal_init_error(&e))?;
 
@@ -143,7 +144,7 @@ impl LuaEngine {
             traceback,
             remaining_time,
             memory_limit,
-            responses: ResponseBodies::default(),
+            responses: ResponseBodies::new(limits.response_bytes),
             collector: Collector { live: 0 },
         };
         // Top-level code runs once, here; its errors are import errors.
@@ -416,6 +417,7 @@ fn new_state(handler: &Handler) -> mlua::Result<Lua> {
         })?,
     )?;
 
+    json::lua::Codec::install(&lua)?;
     stdlib::register_lua(&lua)?;
     lua.set_app_data(Deadline::default());
     lua.set_global_hook(periodic_check(), deadline_hook)?;

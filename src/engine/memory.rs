@@ -12,10 +12,9 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
+/// The system allocator, counting what each thread holds. The binary installs
+/// it (`#[global_allocator]` in `main.rs`); the library does not impose it.
 pub struct CountingAllocator;
-
-#[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
 
 thread_local! {
     // `const` and without a destructor: using it never allocates, so the

@@ -7,11 +7,11 @@ pub mod rhai;
 
 use std::time::{Duration, Instant};
 
-use crate::context::{Context, FunctionInfo, remaining_time_ms};
+use crate::context::{Context, remaining_time_ms};
 use crate::diagnostic::Diagnostic;
 use crate::handler_spec::{Handler, Language};
 use crate::json::{EncodeError, Writer};
-use crate::lambda::runtime_api::{MAX_RESPONSE_BYTES, response_too_large};
+use crate::limits::{Limits, response_too_large};
 
 /// A loaded handler: script compiled and top-level code run (init done).
 pub trait Engine {
@@ -36,32 +36,21 @@ pub fn stop_time(deadline_ms: u64) -> Instant {
     Instant::now() + left.saturating_sub(DEADLINE_MARGIN)
 }
 
-/// Memory kept for lure itself (executable, event and response buffers, JSON
-/// copies) out of the function's memory size; scripts get the rest.
-pub const RUNTIME_HEADROOM_MB: u64 = 24;
-
-/// The smallest limit a script gets, whatever the configured memory size.
-const MIN_SCRIPT_MEMORY_MB: u64 = 32;
-
-/// Bytes a script's state may use: `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` (128 MB when
-/// unset, Lambda's minimum) minus [`RUNTIME_HEADROOM_MB`].
-pub fn script_memory_limit() -> usize {
-    let memory_mb = FunctionInfo::from_env().memory_limit_in_mb;
-    let script_mb = memory_mb
-        .saturating_sub(RUNTIME_HEADROOM_MB)
-        .max(MIN_SCRIPT_MEMORY_MB);
-    (script_mb as usize) << 20
-}
-
 /// Builds response bodies, each allocated at the size of the one before: a
 /// function's results are alike in size, so the body is written without growing
 /// (and copying) its buffer along the way.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ResponseBodies {
+    limit: usize,
     last_len: usize,
 }
 
 impl ResponseBodies {
+    /// Bodies of at most `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        ResponseBodies { limit, last_len: 0 }
+    }
+
     /// The response body for a handler's result, written by `encode`. Past
     /// Lambda's limit the writer only counts, so an oversize result is measured
     /// without being copied and answered with `Function.ResponseSizeTooLarge`.
@@ -69,19 +58,22 @@ impl ResponseBodies {
         &mut self,
         encode: impl FnOnce(&mut Writer) -> Result<(), EncodeError>,
     ) -> Result<Vec<u8>, Diagnostic> {
-        let mut writer = Writer::with_limit(false, MAX_RESPONSE_BYTES);
+        let mut writer = Writer::with_limit(false, self.limit);
         writer.reserve(self.last_len);
         encode(&mut writer).map_err(Diagnostic::marshal)?;
-        let body = writer.finish().map_err(response_too_large)?;
+        let body = writer
+            .finish()
+            .map_err(|len| response_too_large(len, self.limit))?;
         self.last_len = body.len();
         Ok(body)
     }
 }
 
-/// Init: loads and compiles the handler's script and runs its top-level code once.
-pub fn load(handler: &Handler) -> Result<Box<dyn Engine>, Diagnostic> {
+/// Init: loads and compiles the handler's script and runs its top-level code once,
+/// in an engine that holds its scripts to `limits`.
+pub fn load(handler: &Handler, limits: &Limits) -> Result<Box<dyn Engine>, Diagnostic> {
     Ok(match handler.language {
-        Language::Lua => Box::new(lua::LuaEngine::load(handler)?),
-        Language::Rhai => Box::new(rhai::RhaiEngine::load(handler)?),
+        Language::Lua => Box::new(lua::LuaEngine::load(handler, limits)?),
+        Language::Rhai => Box::new(rhai::RhaiEngine::load(handler, limits)?),
     })
 }

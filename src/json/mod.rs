@@ -21,7 +21,7 @@ pub const MAX_DEPTH: usize = 1024;
 /// the whole text once and reading it as `str` is cheaper on an event of many
 /// short strings (5% fewer instructions for a 256 KB echo). Text that is not UTF-8
 /// is read as bytes, so that its error is serde_json's, with line and column.
-pub fn decode_with<'de, S: DeserializeSeed<'de>>(
+pub(crate) fn decode_with<'de, S: DeserializeSeed<'de>>(
     bytes: &'de [u8],
     seed: S,
 ) -> Result<S::Value, serde_json::Error> {
@@ -44,13 +44,13 @@ fn decode_from<'de, R: serde_json::de::Read<'de>, S: DeserializeSeed<'de>>(
 }
 
 /// The error a seed returns when nesting passes [`MAX_DEPTH`].
-pub fn too_deep<E: serde::de::Error>() -> E {
+pub(crate) fn too_deep<E: serde::de::Error>() -> E {
     E::custom(format_args!("JSON nested deeper than {MAX_DEPTH} levels"))
 }
 
 /// One step of a JSON path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PathSegment {
+enum PathSegment {
     Key(String),
     Index(usize),
 }
@@ -309,14 +309,14 @@ impl Writer {
 }
 
 /// Appends `s` as a JSON string literal.
-pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn write_json_string(out: &mut Vec<u8>, s: &str) {
     // A `str` is UTF-8 already: nothing to check.
     let _ = escape_into(out, s.as_bytes(), false);
 }
 
 /// Appends `bytes` as a JSON string literal, or fails if they are not UTF-8 (having
 /// written part of it: the caller discards the output).
-pub fn write_json_bytes(out: &mut Vec<u8>, bytes: &[u8]) -> Result<(), std::str::Utf8Error> {
+pub(crate) fn write_json_bytes(out: &mut Vec<u8>, bytes: &[u8]) -> Result<(), std::str::Utf8Error> {
     escape_into(out, bytes, true)
 }
 

@@ -9,7 +9,8 @@ use crate::diagnostic::{Diagnostic, error_type};
 use crate::engine::{self, Engine};
 use crate::env_vars;
 use crate::handler_spec;
-use crate::lambda::runtime_api::{ApiError, Invocation, Post, RuntimeApi, check_response_size};
+use crate::lambda::runtime_api::{ApiError, Invocation, Post, RuntimeApi};
+use crate::limits::Limits;
 use crate::log;
 
 /// Why the loop ended.
@@ -31,9 +32,13 @@ impl std::fmt::Display for Exit {
 }
 
 /// Init: resolves the handler and loads its script (top-level code runs here).
-pub fn init(handler: &str, task_root: &Path) -> Result<Box<dyn Engine>, Diagnostic> {
+pub fn init(
+    handler: &str,
+    task_root: &Path,
+    limits: &Limits,
+) -> Result<Box<dyn Engine>, Diagnostic> {
     let handler = handler_spec::resolve(handler, task_root)?;
-    guard_panics(|| engine::load(&handler))
+    guard_panics(|| engine::load(&handler, limits))
 }
 
 /// Runs `f`, turning a panic inside lure into a `Runtime.InternalError` answer.
@@ -54,7 +59,8 @@ fn guard_panics<T>(f: impl FnOnce() -> Result<T, Diagnostic>) -> Result<T, Diagn
 /// Runs the runtime loop until the Runtime API fails; never returns on success.
 pub fn run(api: &RuntimeApi, handler: &str, task_root: &Path) -> Exit {
     let info = FunctionInfo::from_env();
-    let mut engine = match init(handler, task_root) {
+    let limits = Limits::for_function(&info);
+    let mut engine = match init(handler, task_root, &limits) {
         Ok(engine) => engine,
         Err(diagnostic) => {
             log::write(log::Level::Error, &diagnostic.to_string());
@@ -71,7 +77,7 @@ pub fn run(api: &RuntimeApi, handler: &str, task_root: &Path) -> Exit {
             Ok(invocation) => invocation,
             Err(e) => return Exit::Api(e),
         };
-        let outcome = handle(engine.as_mut(), &info, &invocation);
+        let outcome = handle(engine.as_mut(), &info, &limits, &invocation);
         if let Err(e) = api.answer(&invocation.request_id, &outcome) {
             return Exit::Api(e);
         }
@@ -84,6 +90,7 @@ pub fn run(api: &RuntimeApi, handler: &str, task_root: &Path) -> Exit {
 pub fn handle(
     engine: &mut dyn Engine,
     info: &FunctionInfo,
+    limits: &Limits,
     invocation: &Invocation,
 ) -> Result<Vec<u8>, Diagnostic> {
     let context = Context::new(info, &invocation.headers, SystemTime::now());
@@ -92,7 +99,7 @@ pub fn handle(
     // A bug in lure must cost one invocation, not the warm environment.
     let outcome = guard_panics(|| engine.invoke(&invocation.body, &context))
         // The engines already measure their results; this holds for any engine.
-        .and_then(|body| check_response_size(body.len()).map(|()| body));
+        .and_then(|body| limits.check_response_size(body.len()).map(|()| body));
     if let Err(diagnostic) = &outcome {
         log::invoke_error(diagnostic);
     }

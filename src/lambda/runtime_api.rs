@@ -12,10 +12,8 @@ use ureq::unversioned::transport::{
 };
 
 use crate::context::header;
-use crate::diagnostic::{Diagnostic, error_type};
-
-/// Lambda's limit for a buffered response body.
-pub const MAX_RESPONSE_BYTES: usize = 6_291_556;
+use crate::diagnostic::Diagnostic;
+use crate::limits::{MAX_RESPONSE_BYTES, response_too_large};
 
 /// Larger than any event Lambda sends (6 MB synchronous), so a full read always fits.
 const MAX_EVENT_BYTES: u64 = 64 * 1024 * 1024;
@@ -257,7 +255,7 @@ impl RuntimeApi {
         };
         if status == 413 && outcome.is_ok() {
             let size = outcome.as_ref().map(Vec::len).unwrap_or(0);
-            let diagnostic = response_too_large(size);
+            let diagnostic = response_too_large(size, MAX_RESPONSE_BYTES);
             self.post(Post::Error {
                 request_id,
                 diagnostic: &diagnostic,
@@ -270,25 +268,6 @@ impl RuntimeApi {
         }
         Ok(())
     }
-}
-
-/// The error answer for a response body that Lambda would refuse.
-pub fn check_response_size(len: usize) -> Result<(), Diagnostic> {
-    if len > MAX_RESPONSE_BYTES {
-        Err(response_too_large(len))
-    } else {
-        Ok(())
-    }
-}
-
-/// The error answer for a response body of `len` bytes, over Lambda's limit.
-pub fn response_too_large(len: usize) -> Diagnostic {
-    Diagnostic::runtime(
-        error_type::RESPONSE_SIZE_TOO_LARGE,
-        format!(
-            "Response payload size ({len} bytes) exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."
-        ),
-    )
 }
 
 /// ureq's TCP connector, without the probe of a pooled connection before and after
@@ -397,13 +376,5 @@ mod tests {
         );
         assert!(RuntimeApi::new("").is_err());
         assert!(RuntimeApi::new("https://x:1").is_err());
-    }
-
-    #[test]
-    fn oversize_bodies_are_refused_before_sending() {
-        assert!(check_response_size(MAX_RESPONSE_BYTES).is_ok());
-        let err = check_response_size(MAX_RESPONSE_BYTES + 1).unwrap_err();
-        assert_eq!(err.error_type, error_type::RESPONSE_SIZE_TOO_LARGE);
-        assert!(err.error_message.contains("6291557 bytes"));
     }
 }

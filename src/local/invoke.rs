@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::context::{FunctionInfo, epoch_ms, header};
 use crate::lambda::runtime::{self, handle};
 use crate::lambda::runtime_api::Invocation;
+use crate::limits::Limits;
 use crate::local::report::{Report, max_memory_used_mb, new_request_id};
 use crate::log;
 
@@ -28,8 +29,9 @@ pub struct InvokeOptions<'a> {
 pub fn invoke(options: InvokeOptions<'_>) -> u8 {
     log::init(log::Sink::Stderr);
     let info = FunctionInfo::from_env();
+    let limits = Limits::for_function(&info);
     let init_started = Instant::now();
-    let mut engine = match runtime::init(options.handler, options.task_root) {
+    let mut engine = match runtime::init(options.handler, options.task_root, &limits) {
         Ok(engine) => engine,
         Err(diagnostic) => {
             eprintln!("lure: init failed: {diagnostic}");
@@ -57,7 +59,7 @@ pub fn invoke(options: InvokeOptions<'_>) -> u8 {
         body: options.event,
     };
     let started = Instant::now();
-    let outcome = handle(engine.as_mut(), &info, &invocation);
+    let outcome = handle(engine.as_mut(), &info, &limits, &invocation);
     let duration = started.elapsed();
     let report = Report {
         request_id: &request_id,

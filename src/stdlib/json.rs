@@ -18,7 +18,6 @@ fn pretty_requested_lua(options: Option<Table>) -> mlua::Result<bool> {
 /// Rust halves report failures as a second result and a Lua wrapper raises them
 /// at the caller's line. Out of memory stays a memory error.
 pub fn register_lua(lua: &Lua) -> mlua::Result<()> {
-    let sentinels = json::lua::Sentinels::create(lua)?;
     let encode = lua.create_function(|lua, (value, options): (Value, Option<Table>)| {
         let mut writer = Writer::new(pretty_requested_lua(options)?);
         Ok(match json::lua::encode(lua, &value, &mut writer) {
@@ -54,9 +53,8 @@ pub fn register_lua(lua: &Lua) -> mlua::Result<()> {
         .set_name("=json")
         .call((encode, decode, lua.globals().get::<Value>("error")?))?;
     module.set("null", json::lua::null())?;
-    module.set("array_mt", sentinels.array_mt.clone())?;
-    module.set("empty_array", sentinels.empty_array())?;
-    lua.set_app_data(sentinels);
+    module.set("array_mt", json::lua::Codec::array_mt(lua))?;
+    module.set("empty_array", json::lua::empty_array())?;
     lua.globals().set("json", module.clone())?;
     let loaded: Table = lua.globals().get::<Table>("package")?.get("loaded")?;
     loaded.set("json", module)?;

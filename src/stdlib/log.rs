@@ -191,6 +191,7 @@ mod tests {
 
     fn lua_parts_of(code: &str) -> Parts {
         let lua = Lua::new();
+        crate::json::lua::Codec::install(&lua).unwrap();
         crate::stdlib::register_lua(&lua).unwrap();
         let args: Variadic<Value> = lua.load(code).eval().unwrap();
         let tostring: Function = lua.globals().get("tostring").unwrap();

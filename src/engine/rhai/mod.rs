@@ -1,0 +1,373 @@
+//! The Rhai engine (SPEC §2, §4–§6).
+//!
+//! One `rhai::Engine` and one compiled `AST` per process. A function handler
+//! (`app.handler`, or `fn main` in `app.rhai`): the script's top-level code runs once,
+//! at init, and the handler is called with a copy of the top-level scope that lives
+//! as long as the engine, so it reads and updates top-level `let` variables directly
+//! and their values survive warm invocations, as module scope does on Node.js. Other
+//! functions see their arguments, imports and `global::NAME` constants, as usual in
+//! Rhai. A script without `fn main` named as `app.rhai` is itself the handler: its
+//! body runs per invocation with `event` and `context` in scope.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::Instant;
+
+use rhai::module_resolvers::{FileModuleResolver, ModuleResolversCollection};
+use rhai::{AST, CallFnOptions, Dynamic, FnAccess, INT, Map, Module, Scope};
+
+use crate::context::{self, Context};
+use crate::diagnostic::{Diagnostic, error_type};
+use crate::engine::{Engine, ResponseBodies, memory, stop_time};
+use crate::handler_spec::{Form, Handler};
+use crate::json;
+use crate::limits::Limits;
+use crate::log::{self, Level};
+use errors::{MemoryLimitHit, init_error, location, script_error};
+
+mod errors;
+
+/// Nested script function calls. Each level costs tens of KB of stack in a debug
+/// build; 64 levels of functions whose bodies use the full expression depth below
+/// were measured to fit in the 8 MB main-thread stack of a debug build (80 did not),
+/// and release builds use a fraction of that. Rhai's own release default is 64.
+const MAX_CALL_LEVELS: usize = 64;
+/// Expression nesting at top level and inside functions. Each nested literal costs
+/// about four levels (`#{ a: [ #{ ... } ] }`), so Rhai's release defaults (64/32)
+/// would reject ordinary nested response literals; top-level code runs at call
+/// level 0 only, so it can afford more than function bodies.
+const MAX_EXPR_DEPTH: usize = 128;
+const MAX_FUNCTION_EXPR_DEPTH: usize = 64;
+/// Size limits stop a runaway script before it takes the process down; Rhai counts
+/// them over a whole value, nested arrays and maps included. A 6 MB event or
+/// response fits easily: 16 MiB of string data, and a million array elements or map
+/// properties (a 6 MB JSON document cannot hold more map properties than that, and
+/// only arrays of one-digit numbers hold more elements). At the limit an array is
+/// 16 MB of `Dynamic`s and a map about 60 MB, within the smallest (128 MB) function.
+const MAX_STRING_SIZE: usize = 16 << 20;
+const MAX_ARRAY_SIZE: usize = 1_000_000;
+const MAX_MAP_SIZE: usize = 1_000_000;
+/// Where `import` looks after the task root: a layer's shared modules.
+const LAYER_MODULE_DIR: &str = "/opt/rhai";
+/// A statement ending the top-level code of function handlers: see [`RhaiEngine::load`].
+const CAPTURE_SCOPE: &str = "__lure_capture_scope";
+
+pub struct RhaiEngine {
+    engine: rhai::Engine,
+    ast: AST,
+    entry: Entry,
+    /// When the current invocation must stop; read by the progress callback.
+    deadline: Rc<Cell<Option<Instant>>>,
+    /// Set by the progress callback when it stopped the script.
+    timed_out: Rc<Cell<bool>>,
+    responses: ResponseBodies,
+}
+
+enum Entry {
+    /// The script body is the handler.
+    Body,
+    /// A script function is the handler.
+    Function {
+        name: String,
+        arity: usize,
+        /// The top-level variables, kept between invocations.
+        scope: Scope<'static>,
+    },
+}
+
+impl RhaiEngine {
+    pub fn load(handler: &Handler, limits: &Limits) -> Result<Self, Diagnostic> {
+        let mut engine = new_engine(handler);
+        let deadline = Rc::new(Cell::new(None));
+        let timed_out = Rc::new(Cell::new(false));
+        stop_at_deadline_or_memory_limit(&mut engine, &deadline, &timed_out, limits.script_memory);
+        let top_level = Rc::new(RefCell::new(None));
+        let capture = top_level.clone();
+        engine
+            .register_custom_syntax([CAPTURE_SCOPE], false, move |context, _| {
+                let imports: Vec<(String, Module)> = context
+                    .iter_imports()
+                    .map(|(alias, module)| (alias.to_owned(), module.clone()))
+                    .collect();
+                *capture.borrow_mut() = Some((copy_scope(context.scope()), imports));
+                Ok(Dynamic::UNIT)
+            })
+            .expect("valid custom syntax");
+        let mut ast = compile(&engine, handler)?;
+
+        let defines_main = ast.iter_functions().any(|f| f.name == "main");
+        if handler.form == Form::ScriptFile && !defines_main {
+            ast.set_source(handler.script.as_str());
+            return Ok(RhaiEngine {
+                engine,
+                ast,
+                entry: Entry::Body,
+                deadline,
+                timed_out,
+                responses: ResponseBodies::new(limits.response_bytes),
+            });
+        }
+        let arity = handler_arity(&ast, handler)?;
+
+        // Top-level code runs once, here, as a module: that way each function keeps
+        // the imports and constants of the run (`util::f()`, `global::NAME`), which
+        // otherwise end with it. Its last statement copies the top-level variables
+        // and constants into the scope the handler is called with, and the imports:
+        // Rhai calls the handler itself without the module's environment, so they
+        // become static modules, found by the same names.
+        ast.combine(
+            engine
+                .compile(CAPTURE_SCOPE)
+                .expect("custom syntax compiles"),
+        );
+        ast.set_source(handler.script.as_str());
+        let module = Module::eval_ast_as_new(Scope::new(), &ast, &engine)
+            .map_err(|err| init_error(*err, &handler.script))?;
+        let mut functions = AST::new_from_module(module);
+        functions.set_source(handler.script.as_str());
+        let (scope, imports) = top_level.take().unwrap_or_default();
+        // Innermost first: register the oldest first so that a later `import ... as x`
+        // wins, as it does in the script.
+        for (alias, module) in imports.into_iter().rev() {
+            engine.register_static_module(alias, module.into());
+        }
+
+        Ok(RhaiEngine {
+            engine,
+            ast: functions,
+            entry: Entry::Function {
+                name: handler.function.clone(),
+                arity,
+                scope,
+            },
+            deadline,
+            timed_out,
+            responses: ResponseBodies::new(limits.response_bytes),
+        })
+    }
+}
+
+/// A copy of the top-level variables and constants, in order.
+fn copy_scope(scope: &Scope) -> Scope<'static> {
+    let mut copy = Scope::new();
+    for (name, is_constant, value) in scope.iter_raw() {
+        if is_constant {
+            copy.push_constant_dynamic(name, value.clone());
+        } else {
+            copy.push_dynamic(name, value.clone());
+        }
+    }
+    copy
+}
+
+impl Engine for RhaiEngine {
+    fn invoke(&mut self, event: &[u8], context: &Context<'_>) -> Result<Vec<u8>, Diagnostic> {
+        let event = json::rhai::decode(event).map_err(Diagnostic::unmarshal)?;
+        let stop = context
+            .deadline_known
+            .then(|| stop_time(context.deadline_ms));
+        let context = context_map(context);
+        let started = Instant::now();
+        self.deadline.set(stop);
+        self.timed_out.set(false);
+        let result = match &mut self.entry {
+            Entry::Body => {
+                let mut scope = Scope::new();
+                scope.push("event", event);
+                scope.push("context", context);
+                self.engine
+                    .eval_ast_with_scope::<Dynamic>(&mut scope, &self.ast)
+                    .map_err(|err| script_error(*err, self.ast.source().unwrap_or(""), None))
+            }
+            Entry::Function { name, arity, scope } => {
+                let args: Vec<Dynamic> = [event, context].into_iter().take(*arity).collect();
+                let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
+                let top_level = scope.len();
+                let result = self
+                    .engine
+                    .call_fn_with_options::<Dynamic>(options, scope, &self.ast, &*name, args)
+                    .map_err(|err| script_error(*err, self.ast.source().unwrap_or(""), Some(name)));
+                scope.rewind(top_level);
+                result
+            }
+        };
+        self.deadline.set(None);
+        if self.timed_out.replace(false) {
+            return Err(Diagnostic::timeout(started.elapsed()));
+        }
+        let result = result?;
+
+        self.responses
+            .body(|writer| json::rhai::encode(&result, writer))
+    }
+}
+
+/// How many Rhai operations run between two looks at the clock.
+const OPERATIONS_PER_CHECK: u64 = 1024;
+
+/// Terminates the script once the invocation's stop time has passed, or when its
+/// thread holds more heap than `memory_limit` (checked at every operation: a
+/// counter read, and each operation can only add one value, itself bounded by
+/// the size limits). Rhai's `try`/`catch` cannot catch a termination, so the stop
+/// always reaches lure.
+fn stop_at_deadline_or_memory_limit(
+    engine: &mut rhai::Engine,
+    deadline: &Rc<Cell<Option<Instant>>>,
+    timed_out: &Rc<Cell<bool>>,
+    memory_limit: usize,
+) {
+    let (deadline, timed_out) = (deadline.clone(), timed_out.clone());
+    engine.on_progress(move |operations| {
+        if memory::thread_heap() > memory_limit {
+            // The script's values are dropped as the termination unwinds it.
+            return Some(Dynamic::from(MemoryLimitHit {
+                limit_mb: memory_limit >> 20,
+            }));
+        }
+        if operations % OPERATIONS_PER_CHECK != 0 {
+            return None;
+        }
+        match deadline.get() {
+            Some(stop) if Instant::now() >= stop => {
+                timed_out.set(true);
+                Some(Dynamic::from("Runtime.Timeout"))
+            }
+            _ => None,
+        }
+    });
+}
+
+fn new_engine(handler: &Handler) -> rhai::Engine {
+    let mut engine = rhai::Engine::new();
+    engine
+        .set_max_call_levels(MAX_CALL_LEVELS)
+        .set_max_expr_depths(MAX_EXPR_DEPTH, MAX_FUNCTION_EXPR_DEPTH)
+        // Unlimited: the invocation deadline will stop runaway loops instead.
+        .set_max_operations(0)
+        .set_max_string_size(MAX_STRING_SIZE)
+        .set_max_array_size(MAX_ARRAY_SIZE)
+        .set_max_map_size(MAX_MAP_SIZE);
+    engine.on_print(|text| log::write(Level::Info, text));
+    engine.on_debug(|text, _source, _position| log::write(Level::Info, text));
+
+    let mut resolvers = ModuleResolversCollection::new();
+    resolvers.push(FileModuleResolver::new_with_path(&handler.task_root));
+    resolvers.push(FileModuleResolver::new_with_path(LAYER_MODULE_DIR));
+    engine.set_module_resolver(resolvers);
+
+    crate::stdlib::register_rhai(&mut engine);
+    engine.register_fn("get_remaining_time_in_millis", remaining_time_in_millis);
+    engine
+}
+
+/// `context.get_remaining_time_in_millis()`.
+fn remaining_time_in_millis(context: &mut Map) -> INT {
+    let deadline_ms = context
+        .get("deadline_ms")
+        .and_then(|v| v.as_int().ok())
+        .unwrap_or(0);
+    let remaining = context::remaining_time_ms(u64::try_from(deadline_ms).unwrap_or(0));
+    INT::try_from(remaining).unwrap_or(INT::MAX)
+}
+
+fn compile(engine: &rhai::Engine, handler: &Handler) -> Result<AST, Diagnostic> {
+    let mut text = std::fs::read_to_string(handler.script_path()).map_err(|e| {
+        Diagnostic::runtime(
+            error_type::IMPORT_MODULE_ERROR,
+            format!("Cannot load '{}': {e}", handler.script),
+        )
+    })?;
+    if text.starts_with("#!") {
+        // A shebang line: blank it, keeping line numbers.
+        let end = text.find('\n').unwrap_or(text.len());
+        text.replace_range(..end, "");
+    }
+    let ast = engine.compile(&text).map_err(|err| {
+        Diagnostic::runtime(
+            error_type::USER_CODE_SYNTAX_ERROR,
+            format!(
+                "{}: {}",
+                location(&handler.script, err.position(), true),
+                err.err_type()
+            ),
+        )
+    })?;
+    Ok(ast)
+}
+
+/// The handler function's parameter count: `(event, context)` preferred, then
+/// `(event)`, then `()`.
+fn handler_arity(ast: &AST, handler: &Handler) -> Result<usize, Diagnostic> {
+    let name = &handler.function;
+    let script = &handler.script;
+    let defined: Vec<_> = ast
+        .iter_functions()
+        .filter(|f| f.name == name.as_str())
+        .collect();
+    // Init keeps public functions only (a module's exports).
+    if !defined.is_empty() && defined.iter().all(|f| f.access == FnAccess::Private) {
+        return Err(Diagnostic::runtime(
+            error_type::HANDLER_NOT_FOUND,
+            format!("fn {name} in {script} is private; remove `private` to use it as the handler"),
+        ));
+    }
+    let arities: Vec<usize> = defined
+        .iter()
+        .filter(|f| f.access != FnAccess::Private)
+        .map(|f| f.params.len())
+        .collect();
+    if let Some(arity) = [2, 1, 0].into_iter().find(|a| arities.contains(a)) {
+        return Ok(arity);
+    }
+    Err(Diagnostic::runtime(
+        error_type::HANDLER_NOT_FOUND,
+        if arities.is_empty() {
+            format!("{script} does not define fn {name}")
+        } else {
+            format!(
+                "fn {name} in {script} takes {} parameters; a handler takes (event, context), (event) or ()",
+                arities[0]
+            )
+        },
+    ))
+}
+
+/// The `context` map (SPEC §4).
+fn context_map(context: &Context<'_>) -> Dynamic {
+    let mut map = Map::new();
+    let mut set = |key: &str, value: Dynamic| {
+        map.insert(key.into(), value);
+    };
+    let string = |s: &str| Dynamic::from(s.to_owned());
+    let int = |n: u64| Dynamic::from_int(INT::try_from(n).unwrap_or(INT::MAX));
+    set("aws_request_id", string(context.aws_request_id));
+    set("function_name", string(context.function_name));
+    set("function_version", string(context.function_version));
+    set("invoked_function_arn", string(context.invoked_function_arn));
+    set("memory_limit_in_mb", int(context.memory_limit_in_mb));
+    set("log_group_name", string(context.log_group_name));
+    set("log_stream_name", string(context.log_stream_name));
+    set("deadline_ms", int(context.deadline_ms));
+    set("identity", json_header(context.identity));
+    set("client_context", json_header(context.client_context));
+    let headers: Map = context
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str().into(), string(v)))
+        .collect();
+    set("headers", Dynamic::from_map(headers));
+    Dynamic::from_map(map)
+}
+
+/// A header carrying JSON: decoded if it is valid JSON, the raw text if not.
+fn json_header(raw: Option<&str>) -> Dynamic {
+    match raw {
+        None => Dynamic::UNIT,
+        Some(text) => {
+            json::rhai::decode(text.as_bytes()).unwrap_or_else(|_| Dynamic::from(text.to_owned()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,89 @@
+//! What lure holds a function to: Lambda's response size and the memory its
+//! scripts may use. Both the Lambda side (the loop, the Runtime API client) and the
+//! language side (the engines) import them from here, and the caller builds the
+//! [`Limits`] once, from the function's configuration.
+
+use crate::context::FunctionInfo;
+use crate::diagnostic::{Diagnostic, error_type};
+
+/// Lambda's limit for a buffered response body.
+pub const MAX_RESPONSE_BYTES: usize = 6_291_556;
+
+/// Memory kept for lure itself (executable, event and response buffers, JSON
+/// copies) out of the function's memory size; scripts get the rest.
+pub const RUNTIME_HEADROOM_MB: u64 = 24;
+
+/// The smallest limit a script gets, whatever the configured memory size.
+const MIN_SCRIPT_MEMORY_MB: u64 = 32;
+
+/// The limits an engine enforces on the scripts it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes a script's state may use (Lua's allocator, Rhai's thread heap).
+    pub script_memory: usize,
+    /// The largest response body sent; past it the answer is
+    /// `Function.ResponseSizeTooLarge`.
+    pub response_bytes: usize,
+}
+
+impl Limits {
+    /// The limits of a function of `memory_mb` MB: scripts get the memory size
+    /// minus [`RUNTIME_HEADROOM_MB`] (at least 32 MB).
+    pub fn for_memory_size(memory_mb: u64) -> Self {
+        let script_mb = memory_mb
+            .saturating_sub(RUNTIME_HEADROOM_MB)
+            .max(MIN_SCRIPT_MEMORY_MB);
+        Limits {
+            script_memory: (script_mb as usize) << 20,
+            response_bytes: MAX_RESPONSE_BYTES,
+        }
+    }
+
+    /// The limits of the function the environment describes
+    /// (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, 128 MB when unset).
+    pub fn for_function(info: &FunctionInfo) -> Self {
+        Self::for_memory_size(info.memory_limit_in_mb)
+    }
+
+    /// The error answer for a response body that Lambda would refuse.
+    pub fn check_response_size(&self, len: usize) -> Result<(), Diagnostic> {
+        if len > self.response_bytes {
+            Err(response_too_large(len, self.response_bytes))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The error answer for a response body of `len` bytes, over the `limit`.
+pub fn response_too_large(len: usize, limit: usize) -> Diagnostic {
+    Diagnostic::runtime(
+        error_type::RESPONSE_SIZE_TOO_LARGE,
+        format!(
+            "Response payload size ({len} bytes) exceeded maximum allowed payload size ({limit} bytes)."
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scripts_get_the_memory_size_less_the_headroom() {
+        assert_eq!(Limits::for_memory_size(128).script_memory, 104 << 20);
+        assert_eq!(Limits::for_memory_size(1024).script_memory, 1000 << 20);
+        assert_eq!(Limits::for_memory_size(40).script_memory, 32 << 20);
+    }
+
+    #[test]
+    fn oversize_bodies_are_refused_before_sending() {
+        let limits = Limits::for_memory_size(128);
+        assert!(limits.check_response_size(MAX_RESPONSE_BYTES).is_ok());
+        let err = limits
+            .check_response_size(MAX_RESPONSE_BYTES + 1)
+            .unwrap_err();
+        assert_eq!(err.error_type, error_type::RESPONSE_SIZE_TOO_LARGE);
+        assert!(err.error_message.contains("6291557 bytes"));
+    }
+}
