@@ -10,6 +10,7 @@ use crate::lambda::runtime::{self, Exit};
 use crate::lambda::runtime_api::RuntimeApi;
 use crate::local::invoke::{self, InvokeOptions, exit_code};
 use crate::local::serve::{self, ServeOptions};
+use crate::local::types;
 use crate::log;
 
 const HELP: &str = "\
@@ -19,6 +20,7 @@ USAGE:
     lure                          run the Lambda runtime loop (needs AWS_LAMBDA_RUNTIME_API)
     lure invoke HANDLER [OPTIONS] run one invocation locally
     lure serve HANDLER [OPTIONS]  a local Lambda: the Invoke API on http://127.0.0.1:9000
+    lure types DIR                write the stdlib's editor definitions (Lua, Rhai) into DIR
 
 HANDLER:
     hello.lua, jobs/nightly.rhai  a script; its `main` is the handler
@@ -57,6 +59,7 @@ enum Command {
         timeout: Duration,
     },
     Serve(ServeOptions),
+    Types(PathBuf),
     Help,
     Version,
 }
@@ -100,6 +103,21 @@ pub fn main() -> ExitCode {
             }))
         }
         Ok(Command::Serve(options)) => ExitCode::from(serve::serve(options)),
+        Ok(Command::Types(dir)) => match types::write(&dir) {
+            Ok(files) => {
+                for file in files {
+                    println!("{}", file.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!(
+                    "lure: cannot write the definitions into {}: {e}",
+                    dir.display()
+                );
+                ExitCode::FAILURE
+            }
+        },
         Err(message) => usage_error(&message),
     }
 }
@@ -186,6 +204,19 @@ fn parse(args: impl Iterator<Item = OsString>) -> Result<Command, String> {
             }
             options.handler = handler.ok_or("serve needs a HANDLER (e.g. hello.lua)")?;
             Ok(Command::Serve(options))
+        }
+        Value(cmd) if cmd == "types" => {
+            let mut dir = None;
+            while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+                match arg {
+                    Short('h') | Long("help") => return Ok(Command::Help),
+                    Value(v) if dir.is_none() => dir = Some(PathBuf::from(v)),
+                    other => return Err(other.unexpected().to_string()),
+                }
+            }
+            Ok(Command::Types(dir.ok_or(
+                "types needs a DIR to write into (e.g. .lure/types)",
+            )?))
         }
         other => Err(other.unexpected().to_string()),
     }

@@ -12,6 +12,7 @@
 
 pub mod cli;
 mod context;
+mod deadline;
 mod diagnostic;
 mod engine;
 mod env_vars;

@@ -354,7 +354,7 @@ fn os_exit_is_an_ordinary_error_lua() {
     assert_eq!(body["errorType"], "Error", "{body}");
     let message = body["errorMessage"].as_str().unwrap();
     assert!(
-        message.contains("os.exit is not available") && message.contains("counter.lua:"),
+        message.contains("os.exit: not available in lure") && message.contains("counter.lua:"),
         "raised at the caller's line: {body}"
     );
     check_normal(&mut s, "after-exit", 3);

@@ -5,9 +5,7 @@ pub mod lua;
 pub mod memory;
 pub mod rhai;
 
-use std::time::{Duration, Instant};
-
-use crate::context::{Context, remaining_time_ms};
+use crate::context::Context;
 use crate::diagnostic::Diagnostic;
 use crate::handler_spec::{Handler, Language};
 use crate::json::{EncodeError, Writer};
@@ -23,17 +21,6 @@ pub trait Engine {
     /// invocation is asked for: work that can wait for the answer (collecting the
     /// invocation's garbage) is done here, off the caller's latency.
     fn after_answer(&mut self) {}
-}
-
-/// How long before Lambda's deadline a script is stopped, so that the
-/// `Runtime.Timeout` answer reaches the Runtime API in time.
-pub const DEADLINE_MARGIN: Duration = Duration::from_millis(50);
-
-/// The instant at which to stop a script whose deadline is `deadline_ms`
-/// (ms since the epoch).
-pub fn stop_time(deadline_ms: u64) -> Instant {
-    let left = Duration::from_millis(remaining_time_ms(deadline_ms));
-    Instant::now() + left.saturating_sub(DEADLINE_MARGIN)
 }
 
 /// Builds response bodies, each allocated at the size of the one before: a

@@ -3,3 +3,4 @@
 pub mod invoke;
 pub mod report;
 pub mod serve;
+pub mod types;

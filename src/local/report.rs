@@ -74,31 +74,12 @@ pub fn max_memory_used_mb(pid: &str) -> Option<u64> {
 
 /// A random UUID v4, as Lambda's request ids are.
 pub fn new_request_id() -> String {
-    let mut bytes = random_bytes::<16>();
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex = hex(&bytes);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    crate::stdlib::uuid::v4()
 }
 
-/// `N` bytes from `/dev/urandom` (zeros if it cannot be read: ids stay well-formed).
-pub fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut bytes = [0u8; N];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        let _ = std::io::Read::read_exact(&mut f, &mut bytes);
-    }
-    bytes
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// `n` random bytes in hex: the random parts of Lambda's trace ids and log streams.
+pub fn random_hex(n: usize) -> String {
+    crate::stdlib::hex::encode(&crate::stdlib::crypto::random_bytes(n))
 }
 
 #[cfg(test)]

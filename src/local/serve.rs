@@ -10,7 +10,6 @@
 //!              child `lure` ◀──GET /next, POST /response──▶ dispatcher (one thread)
 //! ```
 
-mod base64;
 mod dispatcher;
 mod execution_env;
 mod invoke_api;

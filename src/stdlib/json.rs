@@ -1,102 +1,139 @@
-//! `json`: encode/decode with cjson's names (SPEC §7), for Lua and Rhai.
+//! `json`: encode/decode with cjson's names (SPEC 7), for Lua and Rhai. The
+//! conversion itself is the engine's JSON codec ([`crate::json`]); this module
+//! gives it to scripts. As with cjson, errors are plain strings a `pcall` / `catch`
+//! can print or return; running out of memory stays out of memory.
 
-use mlua::{Lua, Table, Value};
-use rhai::{Dynamic, EvalAltResult, Map, Module, NativeCallContext};
+use mlua::{Lua, Table, Value as LuaValue};
+use rhai::{Array, Dynamic, Map, NativeCallContext};
 
+use super::binding::{self, Error, Lang};
 use crate::json::{self, Writer};
 
-fn pretty_requested_lua(options: Option<Table>) -> mlua::Result<bool> {
-    match options {
-        Some(t) => Ok(t.get::<Option<bool>>("pretty")?.unwrap_or(false)),
-        None => Ok(false),
-    }
+/// Installs the `json` global (also `require("json")`).
+pub fn register_lua(lua: &Lua) -> mlua::Result<()> {
+    binding::lua::install_lazy(lua, "json", build_lua)
 }
 
-/// Installs the `json` global (also `require("json")`).
-///
-/// Like cjson's, its errors are plain strings a `pcall` can print or return; the
-/// Rust halves report failures as a second result and a Lua wrapper raises them
-/// at the caller's line. Out of memory stays a memory error.
-pub fn register_lua(lua: &Lua) -> mlua::Result<()> {
-    let encode = lua.create_function(|lua, (value, options): (Value, Option<Table>)| {
-        let mut writer = Writer::new(pretty_requested_lua(options)?);
-        Ok(match json::lua::encode(lua, &value, &mut writer) {
-            Ok(()) => (Some(lua.create_string(writer.into_bytes())?), None),
-            Err(e) => (None, Some(format!("json.encode: {e}"))),
-        })
-    })?;
-    let decode = lua.create_function(|lua, text: mlua::LuaString| {
-        Ok(match json::lua::decode(lua, &text.as_bytes()) {
-            Ok(value) => (value, None),
-            Err(json::lua::DecodeError::Lua(memory)) => return Err(memory),
-            Err(json::lua::DecodeError::Json(e)) => (Value::Nil, Some(format!("json.decode: {e}"))),
-        })
-    })?;
-    let module: Table = lua
-        .load(
-            r#"
-            local encode, decode, error = ...
-            return {
-              encode = function(value, options)
-                local text, err = encode(value, options)
-                if err then error(err, 2) end
-                return text
-              end,
-              decode = function(text)
-                local value, err = decode(text)
-                if err then error(err, 2) end
-                return value
-              end,
+fn build_lua(lua: &Lua, module: &Table) -> mlua::Result<()> {
+    let encode = binding::lua::function(lua, "json", "encode", |lua, args| {
+        let mut args = args.into_iter();
+        let value = args.next().unwrap_or(LuaValue::Nil);
+        let pretty = match args.next() {
+            None | Some(LuaValue::Nil) => false,
+            Some(LuaValue::Table(options)) => {
+                options.get::<Option<bool>>("pretty")?.unwrap_or(false)
             }
-            "#,
-        )
-        .set_name("=json")
-        .call((encode, decode, lua.globals().get::<Value>("error")?))?;
+            Some(other) => return Ok(Err(options_error(other.type_name()))),
+        };
+        let mut writer = Writer::new(pretty);
+        Ok(match json::lua::encode(lua, &value, &mut writer) {
+            Ok(()) => Ok(LuaValue::String(lua.create_string(writer.into_bytes())?)),
+            Err(e) => Err(Error::Failed(e.to_string())),
+        })
+    })?;
+    let decode = binding::lua::function(lua, "json", "decode", |lua, args| {
+        let text = match args.front() {
+            Some(LuaValue::String(s)) => s.as_bytes(),
+            other => {
+                let got = other.map_or("nil", LuaValue::type_name);
+                return Ok(Err(Error::argument(
+                    1,
+                    format!("must be a string, not {got}"),
+                )));
+            }
+        };
+        match json::lua::decode(lua, &text) {
+            Ok(value) => Ok(Ok(value)),
+            Err(json::lua::DecodeError::Lua(memory)) => Err(memory),
+            Err(json::lua::DecodeError::Json(e)) => Ok(Err(Error::Failed(e.to_string()))),
+        }
+    })?;
+    module.set("encode", encode)?;
+    module.set("decode", decode)?;
     module.set("null", json::lua::null())?;
     module.set("array_mt", json::lua::Codec::array_mt(lua))?;
-    module.set("empty_array", json::lua::empty_array())?;
-    lua.globals().set("json", module.clone())?;
-    let loaded: Table = lua.globals().get::<Table>("package")?.get("loaded")?;
-    loaded.set("json", module)?;
-    Ok(())
+    module.set("empty_array", json::lua::empty_array())
 }
 
-/// A script-visible error raised where the module function was called.
-fn at_call(ctx: &NativeCallContext, message: String) -> Box<EvalAltResult> {
-    Box::new(EvalAltResult::ErrorRuntime(
-        message.into(),
-        ctx.call_position(),
-    ))
+fn options_error(got: &str) -> Error {
+    Error::argument(
+        2,
+        format!("must be a table of options ({{pretty = true}}), not {got}"),
+    )
 }
 
-fn encode_rhai(value: &Dynamic, pretty: bool) -> Result<String, String> {
+fn encode_rhai(value: &Dynamic, options: Option<&Dynamic>) -> Result<String, Error> {
+    let pretty = match options {
+        None => false,
+        Some(options) => match options.read_lock::<Map>() {
+            Some(map) => map
+                .get("pretty")
+                .and_then(|v| v.as_bool().ok())
+                .unwrap_or(false),
+            None => return Err(options_error(options.type_name())),
+        },
+    };
     let mut writer = Writer::new(pretty);
-    json::rhai::encode(value, &mut writer).map_err(|e| format!("json::encode: {e}"))?;
+    json::rhai::encode(value, &mut writer).map_err(|e| Error::Failed(e.to_string()))?;
     // The writer only ever emits UTF-8: Rhai strings are UTF-8 already.
     Ok(String::from_utf8(writer.into_bytes()).expect("JSON writer emits UTF-8"))
 }
 
+fn decode_rhai(text: &Dynamic) -> Result<Dynamic, Error> {
+    let value = binding::rhai::from_rhai(text);
+    let args = binding::Args::new(vec![value], Lang::Rhai);
+    json::rhai::decode(args.data(1)?).map_err(|e| Error::Failed(e.to_string()))
+}
+
 /// Installs the static module `json` (`json::encode(x)`, `json::empty_array`, ...).
 /// `null` is a reserved word in Rhai: JSON's null is `()`.
-pub fn register_rhai(engine: &mut rhai::Engine) {
-    let mut module = Module::new();
-    module.set_var("empty_array", rhai::Array::new());
-    // Rhai adds no position to errors from module functions: give the call's.
-    module.set_native_fn("encode", |ctx: NativeCallContext, value: Dynamic| {
-        encode_rhai(&value, false).map_err(|e| at_call(&ctx, e))
-    });
-    module.set_native_fn(
-        "encode",
-        |ctx: NativeCallContext, value: Dynamic, options: Map| {
-            let pretty = options
-                .get("pretty")
-                .and_then(|v| v.as_bool().ok())
-                .unwrap_or(false);
-            encode_rhai(&value, pretty).map_err(|e| at_call(&ctx, e))
-        },
-    );
-    module.set_native_fn("decode", |ctx: NativeCallContext, text: &str| {
-        json::rhai::decode(text.as_bytes()).map_err(|e| at_call(&ctx, format!("json::decode: {e}")))
-    });
-    engine.register_static_module("json", module.into());
+pub fn register_rhai(
+    engine: &mut rhai::Engine,
+    definitions: Option<&mut binding::rhai::Definitions>,
+) {
+    let throw = |ctx: &NativeCallContext, function, e: Error| {
+        let name = binding::Name {
+            module: "json",
+            function,
+            lang: Lang::Rhai,
+        };
+        binding::rhai::throw(ctx, &e, name)
+    };
+    let mut module = binding::rhai::ModuleBuilder::new("json");
+    module
+        .constant(
+            "empty_array",
+            Dynamic::from_array(Array::new()),
+            "Array",
+            "An empty array, `[]` (cjson's name; any Rhai array encodes as a JSON array).",
+        )
+        .custom(
+            &[
+                "encode(value: ?) -> String",
+                "encode(value: ?, options: Map) -> String",
+            ],
+            "`value` as JSON text; `#{ pretty: true }` indents it by two spaces.",
+            |m| {
+                m.set_native_fn("encode", move |ctx: NativeCallContext, value: Dynamic| {
+                    encode_rhai(&value, None).map_err(|e| throw(&ctx, "encode", e))
+                });
+                m.set_native_fn(
+                    "encode",
+                    move |ctx: NativeCallContext, value: Dynamic, options: Dynamic| {
+                        encode_rhai(&value, Some(&options))
+                            .map_err(|e| throw(&ctx, "encode", e))
+                    },
+                );
+            },
+        )
+        .custom(
+            &["decode(text: ?) -> ?"],
+            "The value of the JSON text (a string or a Blob): objects as maps, arrays as arrays, `null` as `()`.",
+            |m| {
+                m.set_native_fn("decode", move |ctx: NativeCallContext, text: Dynamic| {
+                    decode_rhai(&text).map_err(|e| throw(&ctx, "decode", e))
+                });
+            },
+        );
+    module.register(engine, definitions);
 }

@@ -6,7 +6,9 @@
 //! lone table/map is the message itself, embedded as JSON.
 
 use mlua::{Function, Lua, Table, Value, Variadic};
-use rhai::{Dynamic, Module};
+use rhai::Dynamic;
+
+use super::binding;
 
 use crate::json::{self, Writer};
 use crate::log::{self, Level, Message, Record};
@@ -41,7 +43,10 @@ impl Parts {
 
 /// Installs the `log` global (also `require("log")`).
 pub fn register_lua(lua: &Lua) -> mlua::Result<()> {
-    let module = lua.create_table()?;
+    binding::lua::install_lazy(lua, "log", build_lua)
+}
+
+fn build_lua(lua: &Lua, module: &Table) -> mlua::Result<()> {
     let tostring: Function = lua.globals().get("tostring")?;
     for level in Level::ALL {
         let tostring = tostring.clone();
@@ -53,9 +58,7 @@ pub fn register_lua(lua: &Lua) -> mlua::Result<()> {
         })?;
         module.set(level.method(), f)?;
     }
-    lua.globals().set("log", module.clone())?;
-    let loaded: Table = lua.globals().get::<Table>("package")?.get("loaded")?;
-    loaded.set("log", module)
+    Ok(())
 }
 
 fn lua_json(lua: &Lua, value: &Value) -> Option<Vec<u8>> {
@@ -135,8 +138,11 @@ fn rhai_parts(args: &[Dynamic]) -> Parts {
 
 /// Installs the static module `log` (`log::info("x", #{ user: 1 })`, `log::dbg(..)`).
 /// Rhai functions have fixed arities, so each level takes one to six arguments.
-pub fn register_rhai(engine: &mut rhai::Engine) {
-    let mut module = Module::new();
+pub fn register_rhai(
+    engine: &mut rhai::Engine,
+    definitions: Option<&mut binding::rhai::Definitions>,
+) {
+    let mut module = binding::rhai::ModuleBuilder::new("log");
     for level in Level::ALL {
         let emit = move |args: &[Dynamic]| {
             if log::enabled(level) {
@@ -144,45 +150,76 @@ pub fn register_rhai(engine: &mut rhai::Engine) {
             }
         };
         // `debug` is a reserved word in Rhai: its debug level is `log::dbg`.
-        let name = match level {
-            Level::Debug => "dbg",
-            other => other.method(),
-        };
-        module.set_native_fn(name, move |a: Dynamic| {
-            emit(&[a]);
-            Ok(())
-        });
-        module.set_native_fn(name, move |a: Dynamic, b: Dynamic| {
-            emit(&[a, b]);
-            Ok(())
-        });
-        module.set_native_fn(name, move |a: Dynamic, b: Dynamic, c: Dynamic| {
-            emit(&[a, b, c]);
-            Ok(())
-        });
-        module.set_native_fn(
-            name,
-            move |a: Dynamic, b: Dynamic, c: Dynamic, d: Dynamic| {
-                emit(&[a, b, c, d]);
+        let (name, signatures, doc) = rhai_level(level);
+        module.custom(signatures, doc, |m| {
+            m.set_native_fn(name, move |a: Dynamic| {
+                emit(&[a]);
                 Ok(())
-            },
-        );
-        module.set_native_fn(
-            name,
-            move |a: Dynamic, b: Dynamic, c: Dynamic, d: Dynamic, e: Dynamic| {
-                emit(&[a, b, c, d, e]);
+            });
+            m.set_native_fn(name, move |a: Dynamic, b: Dynamic| {
+                emit(&[a, b]);
                 Ok(())
-            },
-        );
-        module.set_native_fn(
-            name,
-            move |a: Dynamic, b: Dynamic, c: Dynamic, d: Dynamic, e: Dynamic, f: Dynamic| {
-                emit(&[a, b, c, d, e, f]);
+            });
+            m.set_native_fn(name, move |a: Dynamic, b: Dynamic, c: Dynamic| {
+                emit(&[a, b, c]);
                 Ok(())
-            },
-        );
+            });
+            m.set_native_fn(
+                name,
+                move |a: Dynamic, b: Dynamic, c: Dynamic, d: Dynamic| {
+                    emit(&[a, b, c, d]);
+                    Ok(())
+                },
+            );
+            m.set_native_fn(
+                name,
+                move |a: Dynamic, b: Dynamic, c: Dynamic, d: Dynamic, e: Dynamic| {
+                    emit(&[a, b, c, d, e]);
+                    Ok(())
+                },
+            );
+            m.set_native_fn(
+                name,
+                move |a: Dynamic, b: Dynamic, c: Dynamic, d: Dynamic, e: Dynamic, f: Dynamic| {
+                    emit(&[a, b, c, d, e, f]);
+                    Ok(())
+                },
+            );
+        });
     }
-    engine.register_static_module("log", module.into());
+    module.register(engine, definitions);
+}
+
+/// A level's Rhai function: its name, its six overloads as the definitions
+/// write them, and their doc.
+fn rhai_level(level: Level) -> (&'static str, &'static [&'static str], &'static str) {
+    macro_rules! level {
+        ($name:literal, $doc:literal) => {
+            (
+                $name,
+                &[
+                    concat!($name, "(a: ?) -> ()"),
+                    concat!($name, "(a: ?, b: ?) -> ()"),
+                    concat!($name, "(a: ?, b: ?, c: ?) -> ()"),
+                    concat!($name, "(a: ?, b: ?, c: ?, d: ?) -> ()"),
+                    concat!($name, "(a: ?, b: ?, c: ?, d: ?, e: ?) -> ()"),
+                    concat!($name, "(a: ?, b: ?, c: ?, d: ?, e: ?, f: ?) -> ()"),
+                ],
+                concat!(
+                    $doc,
+                    " Arguments are joined with tabs; with two or more, a final map is the fields of JSON records."
+                ),
+            )
+        };
+    }
+    match level {
+        Level::Trace => level!("trace", "Logs at TRACE."),
+        Level::Debug => level!("dbg", "Logs at DEBUG (`debug` is a Rhai keyword)."),
+        Level::Info => level!("info", "Logs at INFO."),
+        Level::Warn => level!("warn", "Logs at WARN."),
+        Level::Error => level!("error", "Logs at ERROR."),
+        Level::Fatal => level!("fatal", "Logs at FATAL."),
+    }
 }
 
 #[cfg(test)]

@@ -9,20 +9,21 @@
 //! Rhai. A script without `fn main` named as `app.rhai` is itself the handler: its
 //! body runs per invocation with `event` and `context` in scope.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Instant;
 
 use rhai::module_resolvers::{FileModuleResolver, ModuleResolversCollection};
 use rhai::{AST, CallFnOptions, Dynamic, FnAccess, INT, Map, Module, Scope};
 
-use crate::context::{self, Context};
+use crate::context::Context;
+use crate::deadline;
 use crate::diagnostic::{Diagnostic, error_type};
-use crate::engine::{Engine, ResponseBodies, memory, stop_time};
+use crate::engine::{Engine, ResponseBodies, memory};
 use crate::handler_spec::{Form, Handler};
 use crate::json;
 use crate::limits::Limits;
-use crate::log::{self, Level};
+use crate::stdlib;
 use errors::{MemoryLimitHit, init_error, location, script_error};
 
 mod errors;
@@ -56,10 +57,6 @@ pub struct RhaiEngine {
     engine: rhai::Engine,
     ast: AST,
     entry: Entry,
-    /// When the current invocation must stop; read by the progress callback.
-    deadline: Rc<Cell<Option<Instant>>>,
-    /// Set by the progress callback when it stopped the script.
-    timed_out: Rc<Cell<bool>>,
     responses: ResponseBodies,
 }
 
@@ -78,9 +75,7 @@ enum Entry {
 impl RhaiEngine {
     pub fn load(handler: &Handler, limits: &Limits) -> Result<Self, Diagnostic> {
         let mut engine = new_engine(handler);
-        let deadline = Rc::new(Cell::new(None));
-        let timed_out = Rc::new(Cell::new(false));
-        stop_at_deadline_or_memory_limit(&mut engine, &deadline, &timed_out, limits.script_memory);
+        stop_at_deadline_or_memory_limit(&mut engine, limits.script_memory);
         let top_level = Rc::new(RefCell::new(None));
         let capture = top_level.clone();
         engine
@@ -102,8 +97,6 @@ impl RhaiEngine {
                 engine,
                 ast,
                 entry: Entry::Body,
-                deadline,
-                timed_out,
                 responses: ResponseBodies::new(limits.response_bytes),
             });
         }
@@ -140,8 +133,6 @@ impl RhaiEngine {
                 arity,
                 scope,
             },
-            deadline,
-            timed_out,
             responses: ResponseBodies::new(limits.response_bytes),
         })
     }
@@ -165,11 +156,10 @@ impl Engine for RhaiEngine {
         let event = json::rhai::decode(event).map_err(Diagnostic::unmarshal)?;
         let stop = context
             .deadline_known
-            .then(|| stop_time(context.deadline_ms));
+            .then(|| deadline::stop_time(context.deadline_ms));
         let context = context_map(context);
         let started = Instant::now();
-        self.deadline.set(stop);
-        self.timed_out.set(false);
+        deadline::arm(stop);
         let result = match &mut self.entry {
             Entry::Body => {
                 let mut scope = Scope::new();
@@ -191,8 +181,7 @@ impl Engine for RhaiEngine {
                 result
             }
         };
-        self.deadline.set(None);
-        if self.timed_out.replace(false) {
+        if deadline::disarm() {
             return Err(Diagnostic::timeout(started.elapsed()));
         }
         let result = result?;
@@ -205,18 +194,12 @@ impl Engine for RhaiEngine {
 /// How many Rhai operations run between two looks at the clock.
 const OPERATIONS_PER_CHECK: u64 = 1024;
 
-/// Terminates the script once the invocation's stop time has passed, or when its
+/// Terminates the script once the invocation's stop has passed, or when its
 /// thread holds more heap than `memory_limit` (checked at every operation: a
 /// counter read, and each operation can only add one value, itself bounded by
 /// the size limits). Rhai's `try`/`catch` cannot catch a termination, so the stop
 /// always reaches lure.
-fn stop_at_deadline_or_memory_limit(
-    engine: &mut rhai::Engine,
-    deadline: &Rc<Cell<Option<Instant>>>,
-    timed_out: &Rc<Cell<bool>>,
-    memory_limit: usize,
-) {
-    let (deadline, timed_out) = (deadline.clone(), timed_out.clone());
+fn stop_at_deadline_or_memory_limit(engine: &mut rhai::Engine, memory_limit: usize) {
     engine.on_progress(move |operations| {
         if memory::thread_heap() > memory_limit {
             // The script's values are dropped as the termination unwinds it.
@@ -224,16 +207,10 @@ fn stop_at_deadline_or_memory_limit(
                 limit_mb: memory_limit >> 20,
             }));
         }
-        if operations % OPERATIONS_PER_CHECK != 0 {
-            return None;
+        if operations % OPERATIONS_PER_CHECK == 0 && deadline::check() {
+            return Some(Dynamic::from("Runtime.Timeout"));
         }
-        match deadline.get() {
-            Some(stop) if Instant::now() >= stop => {
-                timed_out.set(true);
-                Some(Dynamic::from("Runtime.Timeout"))
-            }
-            _ => None,
-        }
+        None
     });
 }
 
@@ -247,27 +224,14 @@ fn new_engine(handler: &Handler) -> rhai::Engine {
         .set_max_string_size(MAX_STRING_SIZE)
         .set_max_array_size(MAX_ARRAY_SIZE)
         .set_max_map_size(MAX_MAP_SIZE);
-    engine.on_print(|text| log::write(Level::Info, text));
-    engine.on_debug(|text, _source, _position| log::write(Level::Info, text));
 
     let mut resolvers = ModuleResolversCollection::new();
     resolvers.push(FileModuleResolver::new_with_path(&handler.task_root));
     resolvers.push(FileModuleResolver::new_with_path(LAYER_MODULE_DIR));
     engine.set_module_resolver(resolvers);
 
-    crate::stdlib::register_rhai(&mut engine);
-    engine.register_fn("get_remaining_time_in_millis", remaining_time_in_millis);
+    stdlib::register_rhai(&mut engine, None);
     engine
-}
-
-/// `context.get_remaining_time_in_millis()`.
-fn remaining_time_in_millis(context: &mut Map) -> INT {
-    let deadline_ms = context
-        .get("deadline_ms")
-        .and_then(|v| v.as_int().ok())
-        .unwrap_or(0);
-    let remaining = context::remaining_time_ms(u64::try_from(deadline_ms).unwrap_or(0));
-    INT::try_from(remaining).unwrap_or(INT::MAX)
 }
 
 fn compile(engine: &rhai::Engine, handler: &Handler) -> Result<AST, Diagnostic> {

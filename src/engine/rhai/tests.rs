@@ -2,7 +2,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use super::*;
-use crate::context::{FunctionInfo, header};
+use crate::context::{self, FunctionInfo, header};
 use crate::handler_spec;
 use crate::test_support::on_main_sized_stack;
 

@@ -15,12 +15,12 @@ use tiny_http::{Method, Request, Response};
 
 use crate::context::{epoch_ms, header as runtime_header};
 use crate::diagnostic::Diagnostic;
-use crate::local::report::{Report, end_line, hex, random_bytes, start_line};
+use crate::local::report::{Report, end_line, random_hex, start_line};
 
-use super::base64;
 use super::execution_env::{ExecutionEnv, Function};
 use super::invoke_api::{header, http_header};
 use super::task_root::Snapshot;
+use crate::stdlib::base64;
 
 /// How often the process is checked on while nothing else happens.
 const TICK: Duration = Duration::from_millis(50);
@@ -148,8 +148,8 @@ impl Dispatcher {
         let trace_id = format!(
             "Root=1-{:08x}-{};Parent={};Sampled=0",
             epoch_ms(SystemTime::now()) / 1000,
-            hex(&random_bytes::<12>()),
-            hex(&random_bytes::<8>())
+            random_hex(12),
+            random_hex(8)
         );
         let mut response = Response::from_data(running.job.event.clone())
             .with_chunked_threshold(usize::MAX)

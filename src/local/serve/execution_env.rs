@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::env_vars;
-use crate::local::report::{hex, max_memory_used_mb, random_bytes};
+use crate::local::report::{max_memory_used_mb, random_hex};
 use crate::log::rfc3339_millis;
 
 use super::task_root::Snapshot;
@@ -53,7 +53,7 @@ impl ExecutionEnv {
         let snapshot = Snapshot::take(&function.task_root);
         let (writer, log) = log_file()?;
         let today = rfc3339_millis(SystemTime::now())[..10].replace('-', "/");
-        let log_stream = format!("{today}/[$LATEST]{}", hex(&random_bytes::<16>()));
+        let log_stream = format!("{today}/[$LATEST]{}", random_hex(16));
         // The rest of serve's environment is inherited, as `lure invoke` sees it:
         // that is how a developer sets the function's own configuration variables.
         let process = Command::new(std::env::current_exe()?)

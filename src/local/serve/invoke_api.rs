@@ -9,8 +9,8 @@ use tiny_http::{Method, Request, Response, Server};
 
 use crate::local::report::new_request_id;
 
-use super::base64;
 use super::dispatcher::{Job, Message};
+use crate::stdlib::base64;
 
 /// Lambda's limit for a synchronous invocation's payload.
 const MAX_PAYLOAD_BYTES: u64 = 6_291_456;
@@ -147,7 +147,7 @@ fn percent_decode(text: &str) -> Option<String> {
 
 /// The client context as the runtime receives it: the decoded JSON object's text.
 fn decode_client_context(encoded: &str) -> Option<String> {
-    let json = String::from_utf8(base64::decode(encoded)?).ok()?;
+    let json = String::from_utf8(base64::decode(encoded.trim().as_bytes()).ok()?).ok()?;
     let value: serde_json::Value = serde_json::from_str(&json).ok()?;
     value.is_object().then_some(json)
 }

@@ -1,23 +1,25 @@
 //! The Lua engine: Lua 5.4 (vendored) through mlua.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::ffi::{c_char, c_int};
 use std::rc::Rc;
 use std::time::Instant;
 
 use mlua::{
-    Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, Variadic, VmState,
-    ffi,
+    Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState, ffi,
 };
 
-use crate::context::{Context, remaining_time_ms};
+use crate::context::Context;
+use crate::deadline;
 use crate::diagnostic::{Diagnostic, error_type};
-use crate::engine::{Engine, ResponseBodies, stop_time};
+use crate::engine::{Engine, ResponseBodies};
 use crate::handler_spec::{Form, Handler};
-use crate::json::{self, Writer};
+use crate::json;
 use crate::limits::Limits;
-use crate::log;
 use crate::stdlib;
+use errors::{capture_traceback, error_to_diagnostic};
+
+mod errors;
 
 pub struct LuaEngine {
     lua: Lua,
@@ -114,16 +116,7 @@ impl LuaEngine {
             .globals()
             .get("xpcall")
             .map_err(|e| internal_init_error(&e))?;
-        let remaining_time = lua
-            .create_function(|_, this: Option<Table>| {
-                let this = this.ok_or_else(|| {
-                    mlua::Error::runtime(
-                        "call it as a method: context:get_remaining_time_in_millis()",
-                    )
-                })?;
-                Ok(remaining_time_ms(this.get::<u64>("deadline_ms")?))
-            })
-            .map_err(|e| internal_init_error(&e))?;
+        let remaining_time = stdlib::context::lua_methods(&lua).get_remaining_time_in_millis;
 
         let chunk = lua
             .load(source)
@@ -198,23 +191,10 @@ impl LuaEngine {
         )
     }
 
-    fn arm_deadline(&self, stop: Option<Instant>) {
-        if let Some(deadline) = self.lua.app_data_ref::<Deadline>() {
-            deadline.stop.set(stop);
-            deadline.timed_out.set(false);
-        }
-    }
-
-    /// Clears the deadline; true if it had passed. Threads that were escalated to a
-    /// check per instruction go back to the cheap periodic check.
+    /// Clears the deadline; true if it was reached. Threads that were escalated
+    /// to a check per instruction go back to the cheap periodic check.
     fn disarm_deadline(&self) -> bool {
-        let timed_out = match self.lua.app_data_ref::<Deadline>() {
-            Some(deadline) => {
-                deadline.stop.set(None);
-                deadline.timed_out.replace(false)
-            }
-            None => false,
-        };
+        let timed_out = deadline::disarm();
         if timed_out {
             let _ = self.lua.set_global_hook(periodic_check(), deadline_hook);
         }
@@ -300,7 +280,7 @@ impl Engine for LuaEngine {
         })?;
         let stop = context
             .deadline_known
-            .then(|| stop_time(context.deadline_ms));
+            .then(|| deadline::stop_time(context.deadline_ms));
         let context = self.context_table(context).map_err(|e| match e {
             mlua::Error::MemoryError(detail) => self.out_of_memory(&detail),
             other => Diagnostic::runtime(error_type::UNMARSHAL_ERROR, other.to_string()),
@@ -310,7 +290,7 @@ impl Engine for LuaEngine {
         args.push_back(Value::Table(context));
         let handler = self.handler.clone();
         let started = Instant::now();
-        self.arm_deadline(stop);
+        deadline::arm(stop);
         let results = self.call_protected(&handler, args);
         let timed_out = self.disarm_deadline();
         if timed_out {
@@ -342,29 +322,12 @@ fn periodic_check() -> HookTriggers {
     HookTriggers::new().every_nth_instruction(INSTRUCTIONS_PER_CHECK)
 }
 
-/// The current invocation's stop time, shared with the instruction hook.
-#[derive(Default)]
-struct Deadline {
-    stop: Cell<Option<Instant>>,
-    timed_out: Cell<bool>,
-}
-
-/// The instruction hook: once the stop time has passed it raises an error and
-/// switches the running thread to a check on every instruction, so the error is
-/// raised again right after any `pcall` that caught it, until it reaches lure.
+/// The instruction hook: once the invocation's stop has passed it raises an error
+/// and switches the running thread to a check on every instruction, so the error
+/// is raised again right after any `pcall` that caught it, until it reaches lure.
 /// Set as a global hook so coroutines inherit it.
 fn deadline_hook(lua: &Lua, _: &mlua::debug::Debug) -> mlua::Result<VmState> {
-    let passed = match lua.app_data_ref::<Deadline>() {
-        Some(d) => match d.stop.get() {
-            Some(stop) if d.timed_out.get() || Instant::now() >= stop => {
-                d.timed_out.set(true);
-                true
-            }
-            _ => false,
-        },
-        None => false,
-    };
-    if !passed {
+    if !deadline::check() {
         return Ok(VmState::Continue);
     }
     lua.set_global_hook(HookTriggers::new().every_nth_instruction(1), deadline_hook)?;
@@ -373,53 +336,19 @@ fn deadline_hook(lua: &Lua, _: &mlua::debug::Debug) -> mlua::Result<VmState> {
     ))
 }
 
-/// A Lua state with the safe standard libraries, lure's stdlib, `print` going to
-/// the log, `require` searching the task root then `/opt/lua`, and no `os.exit`.
+/// A Lua state with the safe standard libraries, the JSON codec, lure's stdlib,
+/// `require` searching the task root then `/opt/lua`, and the deadline hook.
 fn new_state(handler: &Handler) -> mlua::Result<Lua> {
     let lua = Lua::new_with(StdLib::ALL_SAFE, LuaOptions::default())?;
-    let globals = lua.globals();
-
     let root = handler.task_root.to_string_lossy();
-    let package: Table = globals.get("package")?;
+    let package: Table = lua.globals().get("package")?;
     package.set(
         "path",
         format!("{root}/?.lua;{root}/?/init.lua;/opt/lua/?.lua;/opt/lua/?/init.lua"),
     )?;
     package.set("cpath", "")?;
-
-    // Raised at the caller's line, like any script error.
-    lua.load(
-        r#"os.exit = function()
-          error("os.exit is not available in lure: return from the handler (or raise an error) instead", 2)
-        end"#,
-    )
-    .set_name("=lure")
-    .exec()?;
-
-    let tostring: Function = globals.get("tostring")?;
-    globals.set(
-        "print",
-        lua.create_function(move |_, args: Variadic<Value>| {
-            let mut line = String::new();
-            for (i, arg) in args.iter().enumerate() {
-                if i > 0 {
-                    line.push('\t');
-                }
-                match arg {
-                    Value::String(s) => line.push_str(&s.to_string_lossy()),
-                    other => {
-                        line.push_str(&tostring.call::<mlua::LuaString>(other)?.to_string_lossy())
-                    }
-                }
-            }
-            log::write(log::Level::Info, &line);
-            Ok(())
-        })?,
-    )?;
-
     json::lua::Codec::install(&lua)?;
     stdlib::register_lua(&lua)?;
-    lua.set_app_data(Deadline::default());
     lua.set_global_hook(periodic_check(), deadline_hook)?;
     Ok(lua)
 }
@@ -467,92 +396,6 @@ fn find_handler(
                 other.type_name()
             ),
         )),
-    }
-}
-
-/// The stack at the point of the error, as Lua's `traceback` prints it, minus the
-/// frames that are lure's (the `error` builtin above, `xpcall` and below).
-fn capture_traceback(lua: &Lua) -> Vec<String> {
-    let Ok(text) = lua.traceback(None, 1) else {
-        return Vec::new();
-    };
-    let text = text.to_string_lossy();
-    let mut lines: Vec<String> = text
-        .lines()
-        .skip(1) // "stack traceback:"
-        .map(|l| l.trim().to_owned())
-        .collect();
-    if let Some(cut) = lines.iter().rposition(|l| l == "[C]: in function 'xpcall'") {
-        lines.truncate(cut);
-    }
-    if lines
-        .first()
-        .is_some_and(|l| l == "[C]: in function 'error'")
-    {
-        lines.remove(0);
-    }
-    lines
-}
-
-/// Maps an error value raised by a script to the Lambda error shape (SPEC §5).
-fn error_to_diagnostic(lua: &Lua, error: Value, stack_trace: Vec<String>) -> Diagnostic {
-    match error {
-        // Lua raises exactly this string (no position) when an allocation fails.
-        Value::String(s) if s.as_bytes().as_ref() == b"not enough memory" => {
-            Diagnostic::runtime(error_type::OUT_OF_MEMORY, "not enough memory")
-        }
-        Value::String(s) => {
-            Diagnostic::script(error_type::SCRIPT_ERROR, s.to_string_lossy(), stack_trace)
-        }
-        Value::Table(t) => {
-            let text = |key: &str| match t.raw_get::<Value>(key) {
-                Ok(Value::String(s)) => Some(s.to_string_lossy()),
-                _ => None,
-            };
-            let error_type =
-                text("errorType").unwrap_or_else(|| error_type::SCRIPT_ERROR.to_owned());
-            let message = text("errorMessage")
-                .or_else(|| text("message"))
-                .unwrap_or_else(|| {
-                    let mut writer = Writer::new(false);
-                    match json::lua::encode(lua, &Value::Table(t.clone()), &mut writer) {
-                        Ok(()) => String::from_utf8_lossy(&writer.into_bytes()).into_owned(),
-                        Err(_) => "(error object)".to_owned(),
-                    }
-                });
-            Diagnostic::script(error_type, message, stack_trace)
-        }
-        Value::Error(e) => rust_error_to_diagnostic(&e, stack_trace),
-        Value::Nil => Diagnostic::script(error_type::SCRIPT_ERROR, "nil", stack_trace),
-        Value::Boolean(b) => {
-            Diagnostic::script(error_type::SCRIPT_ERROR, b.to_string(), stack_trace)
-        }
-        Value::Integer(i) => {
-            Diagnostic::script(error_type::SCRIPT_ERROR, i.to_string(), stack_trace)
-        }
-        Value::Number(n) => {
-            Diagnostic::script(error_type::SCRIPT_ERROR, n.to_string(), stack_trace)
-        }
-        other => Diagnostic::script(
-            error_type::SCRIPT_ERROR,
-            format!("(error object is a {} value)", other.type_name()),
-            stack_trace,
-        ),
-    }
-}
-
-/// Errors raised from Rust (stdlib functions, mlua itself).
-fn rust_error_to_diagnostic(error: &mlua::Error, stack_trace: Vec<String>) -> Diagnostic {
-    match error {
-        mlua::Error::CallbackError { cause, .. } => rust_error_to_diagnostic(cause, stack_trace),
-        mlua::Error::WithContext { cause, .. } => rust_error_to_diagnostic(cause, stack_trace),
-        mlua::Error::MemoryError(message) => {
-            Diagnostic::runtime(error_type::OUT_OF_MEMORY, message.clone())
-        }
-        mlua::Error::RuntimeError(message) => {
-            Diagnostic::script(error_type::SCRIPT_ERROR, message.clone(), stack_trace)
-        }
-        other => Diagnostic::script(error_type::SCRIPT_ERROR, other.to_string(), stack_trace),
     }
 }
 
