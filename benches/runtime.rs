@@ -87,28 +87,34 @@ impl Plan {
 struct Runtime {
     name: &'static str,
     program: PathBuf,
-    /// `_HANDLER` and `LAMBDA_TASK_ROOT`; none for the native floor.
-    handler: Option<(&'static str, PathBuf)>,
+    /// The handler: `echo` or `stdlib` (benches/handlers/, or the native floor's).
+    workload: &'static str,
+    /// `LAMBDA_TASK_ROOT`; none for the native floor.
+    task_root: Option<PathBuf>,
 }
 
-fn runtimes() -> [Runtime; 3] {
+/// Lua, Rhai and the native floor, each running the handler `workload`.
+fn runtimes(workload: &'static str) -> [Runtime; 3] {
     let handlers = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/handlers");
     let lure = PathBuf::from(env!("CARGO_BIN_EXE_lure"));
     [
         Runtime {
             name: "lure-lua",
             program: lure.clone(),
-            handler: Some(("echo.handler", handlers.join("lua"))),
+            workload,
+            task_root: Some(handlers.join("lua")),
         },
         Runtime {
             name: "lure-rhai",
             program: lure,
-            handler: Some(("echo.handler", handlers.join("rhai"))),
+            workload,
+            task_root: Some(handlers.join("rhai")),
         },
         Runtime {
             name: "native",
             program: std::env::current_exe().expect("the bench's own executable"),
-            handler: None,
+            workload,
+            task_root: None,
         },
     ]
 }
@@ -155,15 +161,15 @@ impl Process {
         if let Some(home) = std::env::var_os("HOME").filter(|_| !wrapper.is_empty()) {
             command.env("HOME", home);
         }
-        match &runtime.handler {
-            Some((handler, task_root)) => {
+        match &runtime.task_root {
+            Some(task_root) => {
                 command
-                    .env("_HANDLER", handler)
+                    .env("_HANDLER", format!("{}.handler", runtime.workload))
                     .env("LAMBDA_TASK_ROOT", task_root)
                     .current_dir(task_root);
             }
             None => {
-                command.env(native::MARKER, "1");
+                command.env(native::MARKER, runtime.workload);
             }
         }
         let spawned = Instant::now();
@@ -273,7 +279,7 @@ fn main() -> ExitCode {
         return drive(&rest);
     }
     let plan = Plan::from_args(&args);
-    let runtimes = runtimes();
+    let runtimes = runtimes("echo");
     let events = [
         Event {
             label: "1 KB",
@@ -300,35 +306,8 @@ fn main() -> ExitCode {
     let mut warm: [[Warm; 3]; 2] = Default::default();
     let mut peak_rss_1k = [0; 3];
     for (e, event) in events.iter().enumerate() {
-        let reply = fake_api::next_reply(&event.bytes);
         let expected: Value = serde_json::from_slice(&event.bytes).expect("the event is JSON");
-        for process in &processes {
-            process.api.run(Run {
-                reply: reply.clone(),
-                min_count: plan.warmup_count[e],
-                min_time: Duration::ZERO,
-                max_time: Duration::from_secs(10),
-            });
-        }
-        for round in 0..plan.rounds {
-            for (i, process) in processes.iter().enumerate() {
-                let cpu_before = process.cpu_time();
-                let result = process.api.run(Run {
-                    reply: reply.clone(),
-                    min_count: plan.round_count[e],
-                    min_time: plan.round_time,
-                    max_time: plan.round_time * 5 + Duration::from_secs(5),
-                });
-                let cpu = process.cpu_time() - cpu_before;
-                if round == 0 {
-                    check_echo(runtimes[i].name, &result.first_response, &expected);
-                }
-                let w = &mut warm[e][i];
-                w.round_throughputs.push(result.throughput());
-                w.round_trips.extend(result.round_trips);
-                w.cpu += cpu;
-            }
-        }
+        warm[e] = measure(&plan, e, &runtimes, &processes, &event.bytes, &expected);
         if e == 0 {
             for (i, process) in processes.iter().enumerate() {
                 peak_rss_1k[i] = process.status_kb("VmHWM");
@@ -337,10 +316,11 @@ fn main() -> ExitCode {
     }
     let peak_rss_all: Vec<u64> = processes.iter().map(|p| p.status_kb("VmHWM")).collect();
     drop(processes);
+    let stdlib = stdlib_workload(&plan, &events[0].bytes);
     if plan.smoke {
         println!(
-            "runtime bench, smoke run (no --bench): lure-lua, lure-rhai and native start and echo; \
-             `cargo bench --bench runtime` measures"
+            "runtime bench, smoke run (no --bench): lure-lua, lure-rhai and native start, echo \
+             and run the stdlib handler; `cargo bench --bench runtime` measures"
         );
         return ExitCode::SUCCESS;
     }
@@ -405,6 +385,13 @@ fn main() -> ExitCode {
             .targets(Target::AtMost(8.0), Target::AtMost(8.0)),
         Row::new("peak RSS after 256 KB", Unit::Megabytes)
             .values([0, 1, 2].map(|i| peak_rss_all[i] as f64 / 1024.0)),
+        Row::new("1 KB stdlib handler throughput", Unit::PerSecond)
+            .values(stdlib.each_ref().map(Warm::throughput))
+            .paired_ratios(&stdlib),
+        Row::new("1 KB stdlib handler round trip p50", Unit::Micros)
+            .values(stdlib.each_ref().map(|w| w.percentile(50.0))),
+        Row::new("1 KB stdlib handler CPU per invocation", Unit::Micros)
+            .values(stdlib.each_ref().map(Warm::cpu_per_invocation)),
     ];
     print_table(&rows);
     println!();
@@ -426,7 +413,7 @@ fn drive(args: &[String]) -> ExitCode {
         eprintln!("{usage}");
         return ExitCode::from(2);
     };
-    let runtime = runtimes()
+    let runtime = runtimes("echo")
         .into_iter()
         .find(|r| r.name.trim_start_matches("lure-") == which);
     let event = match size.as_str() {
@@ -447,7 +434,7 @@ fn drive(args: &[String]) -> ExitCode {
     });
     if count > 0 {
         let expected = serde_json::from_slice(&event).expect("the event is JSON");
-        check_echo(runtime.name, &result.first_response, &expected);
+        check_response(runtime.name, &result.first_response, &expected);
     }
     process.api.close();
     let status = process.child.wait().expect("the runtime's exit status");
@@ -461,10 +448,62 @@ fn drive(args: &[String]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The stdlib workload (`benches/handlers/*/stdlib.*`): hashing, encoding and
+/// query building on the 1 KB event, in fresh processes, measured as the echo is.
+fn stdlib_workload(plan: &Plan, event: &[u8]) -> [Warm; 3] {
+    let runtimes = runtimes("stdlib");
+    let processes: Vec<Process> = runtimes.iter().map(|r| Process::start(r, &[]).0).collect();
+    let expected = native::stdlib(serde_json::from_slice(event).expect("the event is JSON"));
+    measure(plan, 0, &runtimes, &processes, event, &expected)
+}
+
+/// Warms each process up on `event`, then measures its rounds, the runtimes taking
+/// turns; `size` picks the plan's counts (0: 1 KB, 1: 256 KB). Checks each
+/// runtime's first answer is `expected`.
+fn measure(
+    plan: &Plan,
+    size: usize,
+    runtimes: &[Runtime; 3],
+    processes: &[Process],
+    event: &[u8],
+    expected: &Value,
+) -> [Warm; 3] {
+    let reply = fake_api::next_reply(event);
+    for process in processes {
+        process.api.run(Run {
+            reply: reply.clone(),
+            min_count: plan.warmup_count[size],
+            min_time: Duration::ZERO,
+            max_time: Duration::from_secs(10),
+        });
+    }
+    let mut warm: [Warm; 3] = Default::default();
+    for round in 0..plan.rounds {
+        for (i, process) in processes.iter().enumerate() {
+            let cpu_before = process.cpu_time();
+            let result = process.api.run(Run {
+                reply: reply.clone(),
+                min_count: plan.round_count[size],
+                min_time: plan.round_time,
+                max_time: plan.round_time * 5 + Duration::from_secs(5),
+            });
+            let cpu = process.cpu_time() - cpu_before;
+            if round == 0 {
+                check_response(runtimes[i].name, &result.first_response, expected);
+            }
+            let w = &mut warm[i];
+            w.round_throughputs.push(result.throughput());
+            w.round_trips.extend(result.round_trips);
+            w.cpu += cpu;
+        }
+    }
+    warm
+}
+
 /// Panics unless `body` is `expected` (numbers compared as f64, since lure writes
-/// whole-number floats without `.0`): figures for a runtime that does not echo
-/// would measure something else.
-fn check_echo(runtime: &str, body: &[u8], expected: &Value) {
+/// whole-number floats without `.0`): figures for a runtime that does not do the
+/// handler's work would measure something else.
+fn check_response(runtime: &str, body: &[u8], expected: &Value) {
     fn same(a: &Value, b: &Value) -> bool {
         match (a, b) {
             (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
@@ -480,7 +519,7 @@ fn check_echo(runtime: &str, body: &[u8], expected: &Value) {
     let echoed: Option<Value> = serde_json::from_slice(body).ok();
     if !echoed.is_some_and(|v| same(&v, expected)) {
         panic!(
-            "{runtime} did not echo the event; it answered: {:.500}",
+            "{runtime} did not answer {expected:.500}; it answered: {:.500}",
             String::from_utf8_lossy(body)
         );
     }

@@ -10,6 +10,15 @@
 
 local M = {}
 
+-- A JSON null arrives as json.null, and Lua counts json.null as true, so
+-- `event.x or default` keeps the null. API Gateway's REST APIs send
+-- "queryStringParameters": null when the URL has no query (and "body": null for
+-- a GET), so read such fields through `present`: nil for missing and null alike.
+local function present(value)
+  if value == json.null then return nil end
+  return value
+end
+
 -- Builds the response API Gateway expects, with `data` as a JSON body.
 local function respond(status, data)
   return {
@@ -25,14 +34,15 @@ function M.handler(event, context)
     return respond(404, { error = "no route for " .. method .. " " .. event.rawPath })
   end
 
-  -- API Gateway leaves queryStringParameters out when the URL has no query.
-  local query = event.queryStringParameters or {}
+  -- HTTP APIs leave queryStringParameters out when the URL has no query; REST
+  -- APIs send null.
+  local query = present(event.queryStringParameters) or {}
 
   -- The body arrives as text. (When event.isBase64Encoded is true, as for
   -- binary uploads, it is base64 text instead; this example does not handle
   -- that.) json.decode raises an error on malformed JSON: pcall catches it so
   -- the client gets a 400 rather than a 500.
-  local ok, order = pcall(json.decode, event.body or "")
+  local ok, order = pcall(json.decode, present(event.body) or "")
   if not ok or type(order) ~= "table" then
     return respond(400, { error = "the body must be a JSON object" })
   end

@@ -229,6 +229,24 @@ fn api_gateway_answers_a_malformed_body_with_400() {
     );
 }
 
+/// REST APIs (payload 1.0) send `"queryStringParameters": null` for a URL without
+/// a query: a JSON null, which Lua sees as `json.null`, a true value, so the
+/// common `event.queryStringParameters or {}` would index it and fail.
+#[test]
+fn api_gateway_reads_json_nulls_as_absent() {
+    let mut event = sample_event("api_gateway");
+    event["queryStringParameters"] = Value::Null;
+    assert_eq!(
+        run_pair_on("api_gateway", &event.to_string()),
+        r#"{"body":"{\"currency\":\"USD\",\"item\":\"coffee\",\"quantity\":2}","headers":{"content-type":"application/json"},"statusCode":200}"#
+    );
+    event["body"] = Value::Null;
+    assert_eq!(
+        run_pair_on("api_gateway", &event.to_string()),
+        r#"{"body":"{\"error\":\"the body must be a JSON object\"}","headers":{"content-type":"application/json"},"statusCode":400}"#
+    );
+}
+
 #[test]
 fn sqs_batch_without_failures_reports_an_empty_list() {
     // The sample event less its malformed message: the failure list must still

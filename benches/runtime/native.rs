@@ -1,16 +1,31 @@
 //! The native floor: the least any runtime on lure's transport does per invocation.
 //! Blocking `ureq` on one keep-alive connection (as lure), the event parsed into a
-//! `serde_json::Value` and serialized back, no async runtime. The bench runs its own
-//! executable with [`MARKER`] set to get this loop as a separate process, so lure's
-//! ratios to it isolate the cost of the scripting side.
+//! `serde_json::Value`, the handler's work done in Rust, the result serialized, no
+//! async runtime. The bench runs its own executable with [`MARKER`] set (to the
+//! handler's name) to get this loop as a separate process, so lure's ratios to it
+//! isolate the cost of the scripting side.
 
 use std::process::ExitCode;
 
-/// Set in the environment of the bench executable to make it the native runtime.
+use base64::Engine;
+use hmac::{KeyInit, Mac};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// Set in the environment of the bench executable to make it the native runtime;
+/// its value names the handler (`echo`, `stdlib`).
 pub const MARKER: &str = "LURE_BENCH_NATIVE_FLOOR";
 
+/// What the native runtime does with each event.
+type Handler = fn(Value) -> Value;
+
 pub fn main() -> ExitCode {
-    match echo_forever() {
+    let handler: Handler = match std::env::var(MARKER).as_deref() {
+        Ok("stdlib") => stdlib,
+        _ => |event| event,
+    };
+    match serve_forever(handler) {
         Ok(never) => match never {},
         Err(e) => {
             eprintln!("native floor: {e}");
@@ -19,7 +34,43 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn echo_forever() -> Result<std::convert::Infallible, Box<dyn std::error::Error>> {
+/// What `benches/handlers/*/stdlib.*` answer, computed with the crates lure uses.
+pub fn stdlib(event: Value) -> Value {
+    const NOT_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    let body = text(&event["body"]);
+    let mut mac =
+        <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(b"bench-secret").expect("any key");
+    mac.update(body.as_bytes());
+    let query: Vec<String> = event["queryStringParameters"]
+        .as_object()
+        .map(|params| {
+            params
+                .iter()
+                .map(|(k, v)| {
+                    let (k, v) = (
+                        utf8_percent_encode(k, NOT_UNRESERVED),
+                        utf8_percent_encode(v.as_str().unwrap_or_default(), NOT_UNRESERVED),
+                    );
+                    format!("{k}={v}")
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({
+        "signature": hex::encode(mac.finalize().into_bytes()),
+        "digest": base64::engine::general_purpose::STANDARD.encode(Sha256::digest(body.as_bytes())),
+        "query": query.join("&"),
+        "path": utf8_percent_encode(&text(&event["rawPath"]), NOT_UNRESERVED).to_string(),
+        "request_id": event["requestContext"]["requestId"],
+    })
+}
+
+fn serve_forever(handler: Handler) -> Result<std::convert::Infallible, Box<dyn std::error::Error>> {
     let address = std::env::var("AWS_LAMBDA_RUNTIME_API")?;
     let base = format!("http://{address}/2018-06-01/runtime/invocation");
     let next = format!("{base}/next");
@@ -42,8 +93,8 @@ fn echo_forever() -> Result<std::convert::Infallible, Box<dyn std::error::Error>
             .with_config()
             .limit(64 * 1024 * 1024)
             .read_to_vec()?;
-        let event: serde_json::Value = serde_json::from_slice(&body)?;
-        let response = serde_json::to_vec(&event)?;
+        let event: Value = serde_json::from_slice(&body)?;
+        let response = serde_json::to_vec(&handler(event))?;
         let mut answer = agent
             .post(format!("{base}/{request_id}/response"))
             .header("Content-Type", "application/json")
