@@ -214,12 +214,14 @@ fn build_now(lua: &Lua, table: &Table) -> mlua::Result<()> {
             .find(|(n, _)| *n == name)
             .map(|(_, b)| *b)
     });
-    table.set_metatable(None)?;
     match build {
-        Some(Builder::Described(module)) => build_described(lua, table, module),
-        Some(Builder::Custom(build)) => build(lua, table),
-        None => Ok(()),
+        Some(Builder::Described(module)) => build_described(lua, table, module)?,
+        Some(Builder::Custom(build)) => build(lua, table)?,
+        None => {}
     }
+    // Only once built: a build that failed (out of memory) is tried again on the
+    // next use.
+    table.set_metatable(None)
 }
 
 /// Fills `table` with `module`'s functions.

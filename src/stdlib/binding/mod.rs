@@ -15,6 +15,8 @@
 
 pub mod lua;
 pub mod rhai;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 
