@@ -91,24 +91,29 @@ impl RawEncoder<'_, '_> {
     /// Encodes the value at stack `index` (absolute, on the stack: rule 5).
     fn value(&mut self, index: c_int) -> Result<(), EncodeError> {
         let stack = self.stack;
-        // SAFETY (each read below): rule 5: `index` is on the stack and holds the
-        // type just read; rule 4 for the string's bytes while they are written.
+        // SAFETY: rule 5: `index` is a slot on the stack (any kind of value).
         match unsafe { stack.type_of(index) } {
             raw_stack::LUA_TNIL => self.writer.null(),
+            // SAFETY: rule 5: a boolean at `index`.
             raw_stack::LUA_TBOOLEAN => self.writer.bool(unsafe { stack.to_bool(index) }),
             raw_stack::LUA_TNUMBER => {
+                // SAFETY: rule 5: a number at `index`.
                 if unsafe { stack.is_integer(index) } {
+                    // SAFETY: rule 5: an integer.
                     self.writer.int(unsafe { stack.to_integer(index) });
                 } else {
+                    // SAFETY: rule 5: a float.
                     self.writer.float(unsafe { stack.to_number(index) })?;
                 }
             }
             raw_stack::LUA_TSTRING => self
                 .writer
+                // SAFETY: rule 5: a string at `index`; rule 4: written at once.
                 .string_bytes(unsafe { stack.to_bytes(index) })
                 .map_err(|_| EncodeError::new("string is not valid UTF-8"))?,
             raw_stack::LUA_TTABLE => self.table(index)?,
             raw_stack::LUA_TLIGHTUSERDATA => {
+                // SAFETY: rule 5: a light userdata at `index`.
                 let ptr = unsafe { stack.to_light_userdata(index) };
                 if ptr.is_null() {
                     self.writer.null();
@@ -197,15 +202,18 @@ impl RawEncoder<'_, '_> {
             }
             count += 1;
             let slot = stack.top() - 1;
-            // SAFETY (the reads): rule 5: the key at `slot`, of the type just read;
-            // rule 4: the key string stays on the stack with its entry.
+            // SAFETY: rule 5: the key `lua_next` pushed at `slot`.
             let key = match unsafe { stack.type_of(slot) } {
                 raw_stack::LUA_TSTRING => {
                     sequence = false;
+                    // SAFETY: rule 5: a string key; rule 4: it stays on the stack
+                    // as long as its entry is in `entries`.
                     let bytes = unsafe { stack.to_bytes(slot) };
                     Key::Str(bytes.as_ptr(), bytes.len())
                 }
+                // SAFETY: rule 5: a number key.
                 raw_stack::LUA_TNUMBER if unsafe { stack.is_integer(slot) } => {
+                    // SAFETY: rule 5: an integer key.
                     let i = unsafe { stack.to_integer(slot) };
                     sequence &= i >= 1;
                     max = max.max(i);
@@ -213,6 +221,7 @@ impl RawEncoder<'_, '_> {
                 }
                 raw_stack::LUA_TNUMBER => {
                     sequence = false;
+                    // SAFETY: rule 5: a float key.
                     let f = unsafe { stack.to_number(slot) };
                     let mut w = Writer::new(false);
                     w.float(f)?;

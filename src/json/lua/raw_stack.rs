@@ -81,9 +81,9 @@ pub use ffi::{
     LUA_TTABLE, LUA_TTHREAD,
 };
 
-// SAFETY (for every `unsafe` block below that only forwards to the C API): the
-// state is valid for the whole call; rule 1 holds for each call by the type's
-// construction, and the other rules by each method's own contract.
+// Each method forwards to one C API call on a state valid for the whole raw call.
+// Its SAFETY comment names the rules that make it sound: rule 1 always holds (the
+// type's construction); the others are the method's own contract for its callers.
 impl RawStack<'_> {
     /// Room for `n` more values (rule 2); false when the stack cannot grow.
     #[inline]
@@ -95,6 +95,7 @@ impl RawStack<'_> {
     /// The index of the top value (the number of values on the stack).
     #[inline]
     pub fn top(self) -> c_int {
+        // SAFETY: rule 1 (the type); it reads no slot and pushes none.
         unsafe { ffi::lua_gettop(self.state) }
     }
 
@@ -102,6 +103,7 @@ impl RawStack<'_> {
     #[inline]
     pub fn truncate(self, index: c_int) {
         let index = index.clamp(0, self.top());
+        // SAFETY: rule 1 (the type); it reads no slot and pushes none.
         unsafe { ffi::lua_settop(self.state, index) }
     }
 
@@ -109,6 +111,7 @@ impl RawStack<'_> {
     #[inline]
     pub fn pop(self, n: c_int) {
         let index = (self.top() - n).max(0);
+        // SAFETY: rule 1 (the type); it reads no slot and pushes none.
         unsafe { ffi::lua_settop(self.state, index) }
     }
 
@@ -119,6 +122,7 @@ impl RawStack<'_> {
     /// Rule 5: `index` and the top are slots on the stack.
     #[inline]
     pub unsafe fn keep_top_at(self, index: c_int) {
+        // SAFETY: rules 1 (the type), 5 (slots on the stack).
         unsafe { ffi::lua_replace(self.state, index) };
         self.truncate(index);
     }
@@ -127,6 +131,7 @@ impl RawStack<'_> {
     /// Rule 2: a reserved slot.
     #[inline]
     pub unsafe fn push_nil(self) {
+        // SAFETY: rules 1 (the type), 2 (a reserved slot).
         unsafe { ffi::lua_pushnil(self.state) }
     }
 
@@ -134,6 +139,7 @@ impl RawStack<'_> {
     /// Rule 2.
     #[inline]
     pub unsafe fn push_bool(self, b: bool) {
+        // SAFETY: rules 1 (the type), 2 (a reserved slot).
         unsafe { ffi::lua_pushboolean(self.state, c_int::from(b)) }
     }
 
@@ -141,6 +147,7 @@ impl RawStack<'_> {
     /// Rule 2.
     #[inline]
     pub unsafe fn push_integer(self, i: i64) {
+        // SAFETY: rules 1 (the type), 2 (a reserved slot).
         unsafe { ffi::lua_pushinteger(self.state, i) }
     }
 
@@ -148,6 +155,7 @@ impl RawStack<'_> {
     /// Rule 2.
     #[inline]
     pub unsafe fn push_number(self, f: f64) {
+        // SAFETY: rules 1 (the type), 2 (a reserved slot).
         unsafe { ffi::lua_pushnumber(self.state, f) }
     }
 
@@ -157,6 +165,7 @@ impl RawStack<'_> {
     /// Rule 2.
     #[inline]
     pub unsafe fn push_light_userdata(self, ptr: *mut c_void) {
+        // SAFETY: rules 1 (the type), 2 (a reserved slot).
         unsafe { ffi::lua_pushlightuserdata(self.state, ptr) }
     }
 
@@ -167,6 +176,7 @@ impl RawStack<'_> {
     /// Rule 2; rule 3 for the new string.
     #[inline]
     pub unsafe fn push_bytes(self, bytes: &[u8]) -> *const u8 {
+        // SAFETY: rules 1 (the type), 2 (a reserved slot), 3 (kept anchored).
         unsafe {
             ffi::lua_pushlstring(self.state, bytes.as_ptr().cast::<c_char>(), bytes.len())
                 .cast::<u8>()
@@ -179,6 +189,7 @@ impl RawStack<'_> {
     /// Rule 2; rule 5 (any kind of value).
     #[inline]
     pub unsafe fn push_copy(self, index: c_int) {
+        // SAFETY: rules 1 (the type), 2 (a reserved slot), 5 (slots on the stack).
         unsafe { ffi::lua_pushvalue(self.state, index) }
     }
 
@@ -189,6 +200,7 @@ impl RawStack<'_> {
     /// Rule 2; rule 3 for the new table.
     #[inline]
     pub unsafe fn push_table(self, array: c_int, hash: c_int) -> c_int {
+        // SAFETY: rules 1 (the type), 2 (a reserved slot), 3 (kept anchored).
         unsafe { ffi::lua_createtable(self.state, array, hash) };
         self.top()
     }
@@ -199,6 +211,7 @@ impl RawStack<'_> {
     /// Rule 5: `table` holds a table, and a value is on top.
     #[inline]
     pub unsafe fn set_index(self, table: c_int, i: i64) {
+        // SAFETY: rules 1 (the type), 5 (slots on the stack).
         unsafe { ffi::lua_rawseti(self.state, table, i) }
     }
 
@@ -210,6 +223,7 @@ impl RawStack<'_> {
     /// neither nil nor NaN.
     #[inline]
     pub unsafe fn set_member(self, table: c_int) {
+        // SAFETY: rules 1 (the type), 5 (slots on the stack).
         unsafe { ffi::lua_rawset(self.state, table) }
     }
 
@@ -219,6 +233,7 @@ impl RawStack<'_> {
     /// Rule 2; rule 5: `table` holds a table.
     #[inline]
     pub unsafe fn push_index(self, table: c_int, i: i64) {
+        // SAFETY: rules 1 (the type), 2 (a reserved slot), 5 (slots on the stack).
         unsafe { ffi::lua_rawgeti(self.state, table, i) };
     }
 
@@ -228,6 +243,7 @@ impl RawStack<'_> {
     /// Rule 5: a table on top, and `index` holds a table.
     #[inline]
     pub unsafe fn set_metatable(self, index: c_int) {
+        // SAFETY: rules 1 (the type), 5 (slots on the stack).
         unsafe { ffi::lua_setmetatable(self.state, index) };
     }
 
@@ -237,6 +253,7 @@ impl RawStack<'_> {
     /// Rule 2 (the metatable is pushed, compared and popped); rule 5 for both.
     #[inline]
     pub unsafe fn has_metatable(self, index: c_int, metatable: c_int) -> bool {
+        // SAFETY: rules 1 (the type), 2 (a reserved slot), 5 (slots on the stack).
         unsafe {
             if ffi::lua_getmetatable(self.state, index) == 0 {
                 return false;
@@ -255,6 +272,7 @@ impl RawStack<'_> {
     /// since the traversal began (`lua_next` raises on a key it no longer finds).
     #[inline]
     pub unsafe fn next(self, table: c_int) -> bool {
+        // SAFETY: rules 1 (the type), 2 (a reserved slot), 5 (slots on the stack).
         unsafe { ffi::lua_next(self.state, table) != 0 }
     }
 
@@ -264,6 +282,7 @@ impl RawStack<'_> {
     /// Rule 5 (any kind of value).
     #[inline]
     pub unsafe fn type_of(self, index: c_int) -> c_int {
+        // SAFETY: rules 1 (the type), 5 (slots on the stack).
         unsafe { ffi::lua_type(self.state, index) }
     }
 
@@ -271,6 +290,7 @@ impl RawStack<'_> {
     /// Rule 5 (any kind of value: only `false` and `nil` are false).
     #[inline]
     pub unsafe fn to_bool(self, index: c_int) -> bool {
+        // SAFETY: rules 1 (the type), 5 (slots on the stack).
         unsafe { ffi::lua_toboolean(self.state, index) != 0 }
     }
 
@@ -280,6 +300,7 @@ impl RawStack<'_> {
     /// Rule 5.
     #[inline]
     pub unsafe fn is_integer(self, index: c_int) -> bool {
+        // SAFETY: rules 1 (the type), 5 (slots on the stack).
         unsafe { ffi::lua_isinteger(self.state, index) != 0 }
     }
 
@@ -287,6 +308,7 @@ impl RawStack<'_> {
     /// Rule 5: an integer.
     #[inline]
     pub unsafe fn to_integer(self, index: c_int) -> i64 {
+        // SAFETY: rules 1 (the type), 5 (slots on the stack).
         unsafe { ffi::lua_tointegerx(self.state, index, std::ptr::null_mut()) }
     }
 
@@ -294,6 +316,7 @@ impl RawStack<'_> {
     /// Rule 5: a number.
     #[inline]
     pub unsafe fn to_number(self, index: c_int) -> f64 {
+        // SAFETY: rules 1 (the type), 5 (slots on the stack).
         unsafe { ffi::lua_tonumberx(self.state, index, std::ptr::null_mut()) }
     }
 
@@ -305,6 +328,7 @@ impl RawStack<'_> {
     #[inline]
     pub unsafe fn to_bytes<'a>(self, index: c_int) -> &'a [u8] {
         let mut len = 0;
+        // SAFETY: rules 1 (the type), 4 (bytes used in place), 5 (slots on the stack).
         unsafe {
             let ptr = ffi::lua_tolstring(self.state, index, &mut len);
             std::slice::from_raw_parts(ptr.cast::<u8>(), len)
@@ -317,6 +341,7 @@ impl RawStack<'_> {
     /// Rule 5.
     #[inline]
     pub unsafe fn to_pointer(self, index: c_int) -> *const c_void {
+        // SAFETY: rules 1 (the type), 5 (slots on the stack).
         unsafe { ffi::lua_topointer(self.state, index) }
     }
 
@@ -326,6 +351,7 @@ impl RawStack<'_> {
     /// Rule 5: a light userdata.
     #[inline]
     pub unsafe fn to_light_userdata(self, index: c_int) -> *mut c_void {
+        // SAFETY: rules 1 (the type), 5 (slots on the stack).
         unsafe { ffi::lua_touserdata(self.state, index) }
     }
 
@@ -335,6 +361,7 @@ impl RawStack<'_> {
     /// Rule 5: a table.
     #[inline]
     pub unsafe fn raw_len(self, index: c_int) -> usize {
+        // SAFETY: rules 1 (the type), 5 (slots on the stack).
         unsafe { ffi::lua_rawlen(self.state, index) }
     }
 }
