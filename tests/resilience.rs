@@ -57,6 +57,26 @@ function main(event, context)
     return { count = count, kb = on_entry }
   elseif mode == "exit" then
     os.exit(3)
+  -- Code Lua runs with hooks off unless lure sees to it (issue 17).
+  elseif mode == "finalizer" then
+    setmetatable({}, { __gc = function() spin() end })
+    collectgarbage()
+  elseif mode == "finalizer_after_answer" then
+    -- Collected after the answer: the invocation leaves more garbage than the
+    -- live set, so lure collects it once the answer is sent.
+    setmetatable({}, { __gc = function() spin() end })
+    local garbage = {}
+    for i = 1, 2000 do garbage[i] = string.rep("g", 100) .. i end
+  elseif mode == "xpcall_handler" then
+    xpcall(spin, function(e) spin() end)
+  elseif mode == "close_handler" then
+    local guard <close> = setmetatable({}, { __close = function() spin() end })
+    spin()
+  elseif mode == "bytecode" then
+    local chunk = string.dump(function() return 1 end)
+    local f, err = load(chunk, "dumped", "b")
+    local g, err2 = load(chunk)
+    return { loaded = f ~= nil or g ~= nil, err = err, err2 = err2 }
   end
   return { count = count, kb = collectgarbage("count") }
 end
@@ -90,6 +110,9 @@ fn main(event, context) {
             return event.n;
         }
         "exit" => { exit(42); }
+        // A module that imports itself (written by the test): Rhai would recurse
+        // until the stack overflows.
+        "import_cycle" => { import "lib/cycle" as cycle; cycle::f(); }
         _ => { }
     }
     #{ count: count }
@@ -214,6 +237,128 @@ fn endless_loops_time_out_before_the_deadline_and_state_survives_lua() {
     check_normal(&mut s, "after-pcall", 5);
     check_timeout(&mut s, "coroutine", "coroutine");
     check_normal(&mut s, "after-coroutine", 7);
+}
+
+/// Script code Lua runs with hooks off unless lure sees to it: a finalizer, an
+/// `xpcall` message handler once the stop is raised, a `<close>` handler while the
+/// stop unwinds. Each is stopped at the deadline and the process serves on.
+#[test]
+fn code_lua_runs_without_hooks_is_stopped_at_the_deadline_too() {
+    let mut s = counter("no_hooks", Lang::Lua);
+    check_normal(&mut s, "warm", 1);
+    check_timeout(&mut s, "finalizer", "finalizer");
+    check_normal(&mut s, "after-finalizer", 3);
+    check_timeout(&mut s, "xpcall", "xpcall_handler");
+    check_normal(&mut s, "after-xpcall", 5);
+    check_timeout(&mut s, "close", "close_handler");
+    check_normal(&mut s, "after-close", 7);
+}
+
+/// A finalizer that never ends, run by the collection after the answer: the
+/// invocation was answered; the collection is stopped at that invocation's
+/// deadline, and the next invocation is served.
+#[test]
+fn a_finalizer_run_after_the_answer_is_stopped_at_the_deadline() {
+    let mut s = counter("finalizer_after", Lang::Lua);
+    check_normal(&mut s, "warm", 1);
+    let deadline = epoch_ms() + TIMEOUT_DISTANCE_MS;
+    let post = s.answer(
+        Invocation::new("leaves-a-finalizer", event("finalizer_after_answer"))
+            .deadline_ms(deadline),
+    );
+    assert_eq!(post.kind, PostKind::Response, "{}", post.text());
+    // The warning is logged before lure asks for the next invocation.
+    check_normal(&mut s, "after", 3);
+    assert!(
+        s.output()
+            .contains("a finalizer was stopped at the deadline"),
+        "{}",
+        s.output()
+    );
+}
+
+/// Precompiled chunks can crash the VM: `load` takes text only, whatever mode
+/// the script asks for.
+#[test]
+fn bytecode_is_refused() {
+    let mut s = counter("bytecode", Lang::Lua);
+    let post = s.answer(Invocation::new("bytecode", event("bytecode")));
+    assert_eq!(post.kind, PostKind::Response, "{}", post.text());
+    let body = post.json();
+    assert_eq!(body["loaded"], false, "{body}");
+    assert!(
+        body["err"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("attempt to load a binary chunk"),
+        "{body}"
+    );
+    check_normal(&mut s, "after", 2);
+}
+
+/// Rhai recursion that does not count call levels: an `import` cycle is refused as
+/// a script error at run time and at init; `eval` is disabled (its recursion is
+/// not bounded either).
+#[test]
+fn import_cycles_and_eval_are_script_errors_rhai() {
+    let mut s = written("import_cycle", Lang::Rhai);
+    s.write(
+        "lib/cycle.rhai",
+        "import \"lib/cycle\" as again;\nfn f() { 1 }\n",
+    );
+    s.start(Lang::Rhai.file());
+    check_normal(&mut s, "warm", 1);
+    let post = s.answer(Invocation::new("cycle", event("import_cycle")));
+    assert_eq!(post.kind, PostKind::Error, "{}", post.text());
+    let body = post.json();
+    assert_eq!(body["errorType"], "Error", "{body}");
+    assert!(
+        body["errorMessage"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("import cycle: lib/cycle → lib/cycle"),
+        "{body}"
+    );
+    check_normal(&mut s, "after-cycle", 3);
+
+    for (name, script, error_type, says) in [
+        (
+            "init_cycle",
+            "import \"lib/cycle\" as c;\nfn main() { 1 }",
+            "Runtime.ImportModuleError",
+            "import cycle",
+        ),
+        (
+            "eval",
+            "fn main() { let code = \"eval(code)\"; eval(code) }",
+            "Runtime.UserCodeSyntaxError",
+            "'eval' is disabled",
+        ),
+    ] {
+        let mut s = Scenario::new(name);
+        s.write(
+            "lib/cycle.rhai",
+            "import \"lib/cycle\" as again;\nfn f() { 1 }\n",
+        );
+        s.write("app.rhai", script);
+        s.start("app.rhai");
+        s.push(Invocation::new(name, "{}"));
+        let status = s.wait_exit();
+        assert!(!status.success(), "{name}: an init error ends the process");
+        let posts = s.api.posts();
+        let init = posts.iter().find(|p| p.kind == PostKind::InitError);
+        let body = init
+            .unwrap_or_else(|| s.fail(&format!("{name}: no init error")))
+            .json();
+        assert_eq!(body["errorType"], error_type, "{name}: {body}");
+        assert!(
+            body["errorMessage"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(says),
+            "{name}: {body}"
+        );
+    }
 }
 
 #[test]

@@ -7,7 +7,7 @@ use crate::diagnostic::{Diagnostic, error_type};
 use crate::json::{self, Writer};
 
 /// The stack at the point of the error, as Lua's `traceback` prints it, minus the
-/// frames that are lure's (the `error` builtin above, `xpcall` and below).
+/// frames that are lure's (the `error` builtin above, `xpcall` below).
 pub(super) fn capture_traceback(lua: &Lua) -> Vec<String> {
     let Ok(text) = lua.traceback(None, 1) else {
         return Vec::new();
@@ -18,8 +18,10 @@ pub(super) fn capture_traceback(lua: &Lua) -> Vec<String> {
         .skip(1) // "stack traceback:"
         .map(|l| l.trim().to_owned())
         .collect();
-    if let Some(cut) = lines.iter().rposition(|l| l == "[C]: in function 'xpcall'") {
-        lines.truncate(cut);
+    // The outermost frame is Lua's own `xpcall`, through which the engine called
+    // the script (unnamed: scripts' `xpcall` is the sandbox's).
+    if lines.last().is_some_and(|l| l.starts_with("[C]: in ")) {
+        lines.pop();
     }
     if lines
         .first()

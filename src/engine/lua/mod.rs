@@ -5,9 +5,7 @@ use std::ffi::{c_char, c_int};
 use std::rc::Rc;
 use std::time::Instant;
 
-use mlua::{
-    Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState, ffi,
-};
+use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value, ffi};
 
 use crate::context::Context;
 use crate::deadline;
@@ -16,10 +14,12 @@ use crate::engine::{Engine, ResponseBodies};
 use crate::handler_spec::{Form, Handler};
 use crate::json;
 use crate::limits::Limits;
+use crate::log;
 use crate::stdlib;
 use errors::{capture_traceback, error_to_diagnostic};
 
 mod errors;
+mod sandbox;
 
 pub struct LuaEngine {
     lua: Lua,
@@ -36,6 +36,9 @@ pub struct LuaEngine {
     memory_limit: usize,
     responses: ResponseBodies,
     collector: Collector,
+    /// The last invocation's stop: the collection after its answer runs
+    /// finalizers, which it holds to the same deadline.
+    last_stop: Option<Instant>,
 }
 
 /// When Lua's collector runs. An invocation's values (the decoded event above all)
@@ -98,7 +101,7 @@ impl LuaEngine {
                 format!("Cannot read {}: {e}", handler.script),
             )
         })?;
-        let lua = new_state(handler).map_err(|e| internal_init_error(&e))?;
+        let (lua, xpcall) = new_state(handler).map_err(|e| internal_init_error(&e))?;
         let memory_limit = limits.script_memory;
         lua.set_memory_limit(memory_limit)
             .map_err(|e| internal_init_error(&e))?;
@@ -112,10 +115,6 @@ impl LuaEngine {
             })
         }
         .map_err(|e| internal_init_error(&e))?;
-        let xpcall: Function = lua
-            .globals()
-            .get("xpcall")
-            .map_err(|e| internal_init_error(&e))?;
         let remaining_time = stdlib::context::lua_methods(&lua).get_remaining_time_in_millis;
 
         let chunk = lua
@@ -139,6 +138,7 @@ impl LuaEngine {
             memory_limit,
             responses: ResponseBodies::new(limits.response_bytes),
             collector: Collector { live: 0 },
+            last_stop: None,
         };
         // Top-level code runs once, here; its errors are import errors.
         let returned = engine
@@ -177,6 +177,33 @@ impl LuaEngine {
         }
     }
 
+    /// An invocation's work: the event decoded, the handler called, its result
+    /// encoded.
+    fn run(&mut self, event: &[u8], context: &Context<'_>) -> Result<Vec<u8>, Diagnostic> {
+        let event = json::lua::decode(&self.lua, event).map_err(|e| match e {
+            json::lua::DecodeError::Lua(e) => self.out_of_memory(&e.to_string()),
+            json::lua::DecodeError::Json(e) => Diagnostic::unmarshal(e),
+        })?;
+        let context = self.context_table(context).map_err(|e| match e {
+            mlua::Error::MemoryError(detail) => self.out_of_memory(&detail),
+            other => Diagnostic::runtime(error_type::UNMARSHAL_ERROR, other.to_string()),
+        })?;
+        let mut args = MultiValue::with_capacity(2);
+        args.push_back(event);
+        args.push_back(Value::Table(context));
+        let handler = self.handler.clone();
+        let results = self.call_protected(&handler, args).map_err(|d| {
+            if d.error_type == error_type::OUT_OF_MEMORY {
+                self.out_of_memory(&d.error_message)
+            } else {
+                d
+            }
+        })?;
+        let result = results.into_iter().next().unwrap_or(Value::Nil);
+        self.responses
+            .body(|writer| json::lua::encode(&self.lua, &result, writer))
+    }
+
     /// The answer for a script that hit the memory limit; collects the garbage
     /// it left so the next invocation starts with the memory it had before.
     fn out_of_memory(&self, detail: &str) -> Diagnostic {
@@ -196,7 +223,7 @@ impl LuaEngine {
     fn disarm_deadline(&self) -> bool {
         let timed_out = deadline::disarm();
         if timed_out {
-            let _ = self.lua.set_global_hook(periodic_check(), deadline_hook);
+            let _ = sandbox::set_periodic_hook(&self.lua);
         }
         timed_out
     }
@@ -274,71 +301,43 @@ impl LuaEngine {
 
 impl Engine for LuaEngine {
     fn invoke(&mut self, event: &[u8], context: &Context<'_>) -> Result<Vec<u8>, Diagnostic> {
-        let event = json::lua::decode(&self.lua, event).map_err(|e| match e {
-            json::lua::DecodeError::Lua(e) => self.out_of_memory(&e.to_string()),
-            json::lua::DecodeError::Json(e) => Diagnostic::unmarshal(e),
-        })?;
-        let stop = context
-            .deadline_known
-            .then(|| deadline::stop_time(context.deadline_ms));
-        let context = self.context_table(context).map_err(|e| match e {
-            mlua::Error::MemoryError(detail) => self.out_of_memory(&detail),
-            other => Diagnostic::runtime(error_type::UNMARSHAL_ERROR, other.to_string()),
-        })?;
-        let mut args = MultiValue::with_capacity(2);
-        args.push_back(event);
-        args.push_back(Value::Table(context));
-        let handler = self.handler.clone();
         let started = Instant::now();
-        deadline::arm(stop);
-        let results = self.call_protected(&handler, args);
-        let timed_out = self.disarm_deadline();
-        if timed_out {
+        // The stop holds for all of the invocation's Lua work (finalizers run while
+        // the event is decoded or the result encoded), and for the collection after
+        // the answer, which is held to the invocation's deadline, known or not.
+        deadline::arm(
+            context
+                .deadline_known
+                .then(|| deadline::stop_time(context.deadline_ms)),
+        );
+        self.last_stop = Some(deadline::stop_time(context.deadline_ms));
+        let outcome = self.run(event, context);
+        if self.disarm_deadline() {
             // Whatever the script did with the stop (caught it, raised another
             // error), the invocation is over: the deadline is what happened.
             return Err(Diagnostic::timeout(started.elapsed()));
         }
-        let results = results.map_err(|d| {
-            if d.error_type == error_type::OUT_OF_MEMORY {
-                self.out_of_memory(&d.error_message)
-            } else {
-                d
-            }
-        })?;
-        let result = results.into_iter().next().unwrap_or(Value::Nil);
-        self.responses
-            .body(|writer| json::lua::encode(&self.lua, &result, writer))
+        outcome
     }
 
     fn after_answer(&mut self) {
+        deadline::arm(self.last_stop);
         self.collector.after_answer(&self.lua);
+        if self.disarm_deadline() {
+            log::write(
+                log::Level::Warn,
+                "lure: a finalizer was stopped at the deadline, in the collection after the answer",
+            );
+        }
     }
-}
-
-/// How many VM instructions run between two looks at the clock.
-const INSTRUCTIONS_PER_CHECK: u32 = 1000;
-
-fn periodic_check() -> HookTriggers {
-    HookTriggers::new().every_nth_instruction(INSTRUCTIONS_PER_CHECK)
-}
-
-/// The instruction hook: once the invocation's stop has passed it raises an error
-/// and switches the running thread to a check on every instruction, so the error
-/// is raised again right after any `pcall` that caught it, until it reaches lure.
-/// Set as a global hook so coroutines inherit it.
-fn deadline_hook(lua: &Lua, _: &mlua::debug::Debug) -> mlua::Result<VmState> {
-    if !deadline::check() {
-        return Ok(VmState::Continue);
-    }
-    lua.set_global_hook(HookTriggers::new().every_nth_instruction(1), deadline_hook)?;
-    Err(mlua::Error::runtime(
-        "Runtime.Timeout: the invocation's deadline has passed",
-    ))
 }
 
 /// A Lua state with the safe standard libraries, the JSON codec, lure's stdlib,
-/// `require` searching the task root then `/opt/lua`, and the deadline hook.
-fn new_state(handler: &Handler) -> mlua::Result<Lua> {
+/// `require` searching the task root then `/opt/lua`, and the sandbox (the
+/// deadline hook and the guards of [`sandbox`]).
+/// Also returns Lua's own `xpcall`, which the engine calls handlers with (scripts
+/// get the sandbox's).
+fn new_state(handler: &Handler) -> mlua::Result<(Lua, Function)> {
     let lua = Lua::new_with(StdLib::ALL_SAFE, LuaOptions::default())?;
     let root = handler.task_root.to_string_lossy();
     let package: Table = lua.globals().get("package")?;
@@ -349,8 +348,9 @@ fn new_state(handler: &Handler) -> mlua::Result<Lua> {
     package.set("cpath", "")?;
     json::lua::Codec::install(&lua)?;
     stdlib::register_lua(&lua)?;
-    lua.set_global_hook(periodic_check(), deadline_hook)?;
-    Ok(lua)
+    let xpcall = lua.globals().get("xpcall")?;
+    sandbox::install(&lua)?;
+    Ok((lua, xpcall))
 }
 
 /// SPEC §2: the script form looks for a global `main`, then the returned table's;

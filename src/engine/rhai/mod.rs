@@ -13,7 +13,6 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Instant;
 
-use rhai::module_resolvers::{FileModuleResolver, ModuleResolversCollection};
 use rhai::{AST, CallFnOptions, Dynamic, FnAccess, INT, Map, Module, Scope};
 
 use crate::context::Context;
@@ -27,6 +26,7 @@ use crate::stdlib;
 use errors::{MemoryLimitHit, init_error, location, script_error};
 
 mod errors;
+mod imports;
 
 /// Nested script function calls. Each level costs tens of KB of stack in a debug
 /// build; 64 levels of functions whose bodies use the full expression depth below
@@ -48,8 +48,6 @@ const MAX_FUNCTION_EXPR_DEPTH: usize = 64;
 const MAX_STRING_SIZE: usize = 16 << 20;
 const MAX_ARRAY_SIZE: usize = 1_000_000;
 const MAX_MAP_SIZE: usize = 1_000_000;
-/// Where `import` looks after the task root: a layer's shared modules.
-const LAYER_MODULE_DIR: &str = "/opt/rhai";
 /// A statement ending the top-level code of function handlers: see [`RhaiEngine::load`].
 const CAPTURE_SCOPE: &str = "__lure_capture_scope";
 
@@ -225,10 +223,10 @@ fn new_engine(handler: &Handler) -> rhai::Engine {
         .set_max_array_size(MAX_ARRAY_SIZE)
         .set_max_map_size(MAX_MAP_SIZE);
 
-    let mut resolvers = ModuleResolversCollection::new();
-    resolvers.push(FileModuleResolver::new_with_path(&handler.task_root));
-    resolvers.push(FileModuleResolver::new_with_path(LAYER_MODULE_DIR));
-    engine.set_module_resolver(resolvers);
+    engine.set_module_resolver(imports::Imports::new(&handler.task_root));
+    // `eval` recurses without counting call levels, until the stack overflows:
+    // scripts have no use for it on Lambda (`import` loads code).
+    engine.disable_symbol("eval");
 
     stdlib::register_rhai(&mut engine, None);
     engine

@@ -20,6 +20,7 @@ use mlua::{LightUserData, Lua, Table, Value};
 pub use decode::{DecodeError, decode};
 pub use encode::encode;
 use key_cache::{KeyCache, KeyLiterals};
+pub use raw_stack::{PutOffFinalizers, finalizers_wait};
 
 /// `json.null`: a NULL light userdata, as cjson and mlua use.
 pub fn null() -> Value {

@@ -27,10 +27,35 @@
 //! Rule 1 is the type's own guarantee; the methods that rely on the others are
 //! `unsafe`, and each caller says which rule it keeps.
 
+use std::cell::Cell;
 use std::ffi::{c_char, c_int, c_void};
 use std::marker::PhantomData;
 
-use mlua::{Lua, Value, ffi};
+use mlua::{Function, Lua, Value, ffi};
+
+thread_local! {
+    /// Whether this thread is inside a raw call.
+    static RAW: Cell<bool> = const { Cell::new(false) };
+    /// Whether a finalizer was put off during it.
+    static PUT_OFF: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether a script's finalizer must wait: inside a raw call the memory limit is
+/// lifted and the tables being built or read must not change, so no script code
+/// may run there. The engine's finalizer guard asks this; when it answers true the
+/// guard queues the finalizer, and [`with_raw_stack`] has the queue run, through
+/// the state's [`PutOffFinalizers`], once the call is over.
+pub fn finalizers_wait() -> bool {
+    let raw = RAW.get();
+    if raw {
+        PUT_OFF.set(true);
+    }
+    raw
+}
+
+/// The function that runs the finalizers put off during a raw call (the engine
+/// sets it as the state's app data).
+pub struct PutOffFinalizers(pub Function);
 
 /// Runs `f` on the raw stack, `args` pushed at indices 1, 2, ...: `f` leaves
 /// its result at index 1 and nothing above it (or an empty stack: nil).
@@ -44,6 +69,7 @@ pub fn with_raw_stack(
     f: impl FnOnce(RawStack<'_>),
 ) -> mlua::Result<Value> {
     let limit = lua.set_memory_limit(0)?;
+    let outer = RAW.replace(true);
     // SAFETY: rule 1 holds (no limit), and `f` sees the state only through a
     // `RawStack`, whose methods make no other call than the ones rule 1 allows.
     let result = unsafe {
@@ -54,7 +80,14 @@ pub fn with_raw_stack(
             })
         })
     };
+    RAW.set(outer);
     lua.set_memory_limit(limit)?;
+    if !outer && PUT_OFF.replace(false) {
+        let run = lua.app_data_ref::<PutOffFinalizers>().map(|p| p.0.clone());
+        if let Some(run) = run {
+            run.call::<()>(())?;
+        }
+    }
     // Over the limit, garbage may be what fills it (a script that caught its own
     // out-of-memory error leaves plenty): collect it before giving up.
     if limit != 0
