@@ -1,6 +1,9 @@
 //! The one error shape that reaches Lambda: `{"errorMessage","errorType","stackTrace"}`.
 
+use std::fmt::{self, Write};
+
 use crate::json::write_json_string;
+use crate::limits::MAX_RECORD_BYTES;
 
 /// Error types the runtime itself reports, named as AWS names them.
 pub mod error_type {
@@ -41,15 +44,16 @@ impl Diagnostic {
         }
     }
 
-    /// An error raised by the handler script.
+    /// An error raised by the handler script; its message is cut at
+    /// [`MAX_RECORD_BYTES`] (a script can raise a string of any length).
     pub fn script(
         error_type: impl Into<String>,
         error_message: impl Into<String>,
         stack_trace: Vec<String>,
     ) -> Self {
         Diagnostic {
-            error_type: error_type.into(),
-            error_message: error_message.into(),
+            error_type: cut(error_type.into()),
+            error_message: cut(error_message.into()),
             stack_trace,
             from_runtime: false,
         }
@@ -96,6 +100,75 @@ impl Diagnostic {
         out.extend_from_slice(b"]}");
         out
     }
+}
+
+/// Where a cut message ends, leaving room for the marker under [`MAX_RECORD_BYTES`].
+const CUT_AT: usize = MAX_RECORD_BYTES - 64;
+
+/// `text`, cut to at most [`MAX_RECORD_BYTES`] (on a character boundary) with a
+/// marker saying how long it was.
+pub fn cut(text: String) -> String {
+    if text.len() > MAX_RECORD_BYTES {
+        let len = text.len();
+        mark_cut(text, Some(len))
+    } else {
+        text
+    }
+}
+
+/// `bytes` as text (invalid UTF-8 replaced), cut as [`cut`] cuts, copying no more
+/// than the head that is kept.
+pub fn cut_bytes(bytes: &[u8]) -> String {
+    if bytes.len() > MAX_RECORD_BYTES {
+        let head = String::from_utf8_lossy(&bytes[..CUT_AT + 4]).into_owned();
+        mark_cut(head, Some(bytes.len()))
+    } else {
+        String::from_utf8_lossy(bytes).into_owned()
+    }
+}
+
+/// The head of a text whose whole was never built (a bounded writer's
+/// [`stored`](crate::json::Writer::stored) bytes), marked as cut.
+pub fn cut_head(head: &[u8]) -> String {
+    let head = &head[..head.len().min(CUT_AT + 4)];
+    mark_cut(String::from_utf8_lossy(head).into_owned(), None)
+}
+
+/// `value` as text, as [`cut`] would cut it, without ever formatting more of it:
+/// the text of a huge value is not built.
+pub fn bounded(value: impl fmt::Display) -> String {
+    /// Takes text up to the bound, then fails (which stops the formatting).
+    struct Bounded(String);
+    impl Write for Bounded {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            self.0.push_str(s);
+            if self.0.len() > MAX_RECORD_BYTES {
+                Err(fmt::Error)
+            } else {
+                Ok(())
+            }
+        }
+    }
+    let mut text = Bounded(String::new());
+    match write!(text, "{value}") {
+        Ok(()) => text.0,
+        Err(_) => mark_cut(text.0, None),
+    }
+}
+
+/// `head` cut at [`CUT_AT`] (on a character boundary), then the marker: with the
+/// whole text's length when it is known.
+fn mark_cut(mut head: String, total: Option<usize>) -> String {
+    let mut end = head.len().min(CUT_AT);
+    while !head.is_char_boundary(end) {
+        end -= 1;
+    }
+    head.truncate(end);
+    let _ = match total {
+        Some(len) => write!(head, "… [cut: {len} bytes in all]"),
+        None => write!(head, "… [cut]"),
+    };
+    head
 }
 
 impl std::fmt::Display for Diagnostic {

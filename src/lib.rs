@@ -22,6 +22,7 @@ mod lambda;
 mod limits;
 mod local;
 mod log;
+mod memory;
 mod stdlib;
 #[cfg(test)]
 mod test_support;
@@ -29,7 +30,11 @@ mod test_support;
 /// The global allocator lure's binary installs: it counts each thread's heap,
 /// which is how the Rhai engine holds scripts to their memory limit. Without it
 /// (a crate linking lure for its JSON codec) that limit goes unenforced.
-pub use engine::memory::CountingAllocator;
+pub use memory::CountingAllocator;
+
+/// For the fuzz targets: a Lua state with lure's sandbox, as scripts get it.
+#[doc(hidden)]
+pub use engine::lua::sandboxed_state as sandboxed_lua;
 
 // Unit tests run the engines in this process: they need the counting allocator
 // as much as the binary does.

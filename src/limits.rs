@@ -3,6 +3,8 @@
 //! language side (the engines) import them from here, and the caller builds the
 //! [`Limits`] once, from the function's configuration.
 
+use std::cell::Cell;
+
 use crate::context::FunctionInfo;
 use crate::diagnostic::{Diagnostic, error_type};
 
@@ -15,6 +17,26 @@ pub const RUNTIME_HEADROOM_MB: u64 = 24;
 
 /// The smallest limit a script gets, whatever the configured memory size.
 const MIN_SCRIPT_MEMORY_MB: u64 = 32;
+
+/// The longest log record, CloudWatch's event limit: a longer one is cut, with a
+/// marker. Error messages are held to the same length.
+pub const MAX_RECORD_BYTES: usize = 256 * 1024;
+
+thread_local! {
+    /// The script memory limit of the engine this thread runs (none: unlimited).
+    static SCRIPT_MEMORY: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+/// Sets the script memory limit for what this thread's stdlib builds (the text
+/// of `json.encode`, a decoded document): the engine sets it when it loads.
+pub fn set_script_memory(bytes: usize) {
+    SCRIPT_MEMORY.set(bytes);
+}
+
+/// The script memory limit of this thread's engine (`usize::MAX` when none set).
+pub fn script_memory() -> usize {
+    SCRIPT_MEMORY.get()
+}
 
 /// The limits an engine enforces on the scripts it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +75,20 @@ impl Limits {
             Ok(())
         }
     }
+}
+
+/// How far a response over the limit is measured, for the error's message; past
+/// this the encoder stops (a result could hold gigabytes of repeated strings).
+pub const MEASURED_UP_TO: usize = 64 << 20;
+
+/// The error answer for a response body over [`MEASURED_UP_TO`] bytes.
+pub fn response_too_large_to_measure(limit: usize) -> Diagnostic {
+    Diagnostic::runtime(
+        error_type::RESPONSE_SIZE_TOO_LARGE,
+        format!(
+            "Response payload size (over {MEASURED_UP_TO} bytes) exceeded maximum allowed payload size ({limit} bytes)."
+        ),
+    )
 }
 
 /// The error answer for a response body of `len` bytes, over the `limit`.

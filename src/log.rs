@@ -13,6 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::diagnostic::Diagnostic;
 use crate::env_vars;
 use crate::json::write_json_string;
+use crate::limits::MAX_RECORD_BYTES;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -185,8 +186,17 @@ pub struct Record<'a> {
     pub fields: Option<&'a [u8]>,
 }
 
-/// Writes a text message at `level`.
+/// Writes a text message at `level`, cut at [`MAX_RECORD_BYTES`].
 pub fn write(level: Level, message: &str) {
+    let cut;
+    let message = if message.len() > MAX_RECORD_BYTES {
+        let mut text = RecordText::default();
+        text.push(message);
+        cut = text.finish();
+        &cut
+    } else {
+        message
+    };
     emit(&Record {
         level,
         message: Message::Text(message),
@@ -214,6 +224,77 @@ pub fn invoke_error(diagnostic: &Diagnostic) {
         }),
     }
 }
+
+/// The text of a record being built from a script's arguments: it keeps at most
+/// [`MAX_RECORD_BYTES`] (CloudWatch's event limit), the marker included when the
+/// arguments held more, so no log call builds more than that.
+#[derive(Debug, Default)]
+pub struct RecordText {
+    text: String,
+    cut: bool,
+}
+
+impl RecordText {
+    /// The text's room: with the marker, a cut record is [`MAX_RECORD_BYTES`].
+    const ROOM: usize = MAX_RECORD_BYTES - CUT_MARKER.len();
+
+    /// Whether the record is full: further arguments are left out.
+    pub fn is_full(&self) -> bool {
+        self.cut
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+
+    /// The text so far, without the marker.
+    #[cfg(test)]
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Appends `text`, as much of it as the record has room for.
+    pub fn push(&mut self, text: &str) {
+        let room = RecordText::ROOM.saturating_sub(self.text.len());
+        if text.len() <= room {
+            self.text.push_str(text);
+            return;
+        }
+        let mut end = room;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.text.push_str(&text[..end]);
+        self.cut = true;
+    }
+
+    /// Appends bytes as text (invalid UTF-8 replaced), reading no more of them
+    /// than the record has room for.
+    pub fn push_bytes(&mut self, bytes: &[u8]) {
+        let room = RecordText::ROOM.saturating_sub(self.text.len());
+        let head = &bytes[..bytes.len().min(room.saturating_add(4))];
+        self.push(&String::from_utf8_lossy(head));
+        if head.len() < bytes.len() {
+            self.cut = true;
+        }
+    }
+
+    /// Marks the record as cut: what follows was left out.
+    pub fn mark_cut(&mut self) {
+        self.cut = true;
+    }
+
+    /// The record's text, with the marker when it was cut.
+    pub fn finish(mut self) -> String {
+        if self.cut {
+            self.text.push_str(CUT_MARKER);
+        }
+        self.text
+    }
+}
+
+/// What ends a record that was cut.
+const CUT_MARKER: &str = "… [log record cut at 262144 bytes]";
 
 pub fn emit(record: &Record<'_>) {
     let logger = logger();

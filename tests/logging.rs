@@ -238,3 +238,26 @@ fn telemetry_descriptor_gets_framed_json_records() {
     assert_eq!(record["requestId"], "req-1");
     assert_eq!(record["k"], "v");
 }
+
+/// `lure invoke` prints the response alone on stdout: what a script writes to
+/// stdout itself (Lua's `io.write`, `io.stdout:write`) goes with the logs.
+#[test]
+fn invoke_keeps_stdout_for_the_response_lua() {
+    let scratch = support::Scratch::new("invoke_stdout");
+    scratch.write(
+        "h.lua",
+        "function main() io.write('written ') io.stdout:write('to stdout\\n') \
+         io.stdout:flush() io.write('unflushed') return { ok = true } end",
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_lure"))
+        .args(["invoke", "h.main", "--task-root"])
+        .arg(scratch.task_root())
+        .output()
+        .expect("run lure invoke");
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "{\"ok\":true}");
+    let logs = String::from_utf8_lossy(&output.stderr);
+    assert!(logs.contains("written to stdout\n"), "{logs}");
+    let unflushed = logs.find("unflushed").expect("written before the REPORT");
+    assert!(unflushed < logs.find("REPORT").expect("REPORT"), "{logs}");
+}

@@ -793,3 +793,48 @@ fn base64_decode(text: &str) -> Vec<u8> {
     }
     out
 }
+
+/// A Rhai environment that holds memory it cannot free ends itself after its
+/// answer (issue 17): serve notices, and the next invocation gets a fresh one.
+#[test]
+fn an_environment_that_ends_itself_is_replaced_rhai() {
+    let script = r#"
+let count = 0;
+fn main(event, context) {
+    count += 1;
+    // Closures that capture each other: 8 MB Rhai never frees.
+    let s = "y";
+    for i in 0..23 { s += s; }
+    let a = #{ data: s + count };
+    let f = || a.data.len();
+    a.f = f;
+    count
+}
+"#;
+    let serve = Serve::start(
+        scratch("serve_retire", &[("app.rhai", script)]),
+        "app.rhai",
+        &["--memory", "128"],
+    );
+    let mut replaced = false;
+    for i in 1..=20 {
+        let response = serve.invoke("{}");
+        let count = assert_success(&response);
+        if i > 1 && count == json!(1) {
+            assert!(
+                serve
+                    .report(&request_id(&response))
+                    .contains("Init Duration")
+            );
+            replaced = true;
+            break;
+        }
+        assert_eq!(count, json!(i), "the same environment until it ends");
+    }
+    assert!(replaced, "{}", serve.output());
+    let output = serve.output();
+    assert!(
+        output.contains("lure: ending this environment: the Rhai engine holds"),
+        "{output}"
+    );
+}

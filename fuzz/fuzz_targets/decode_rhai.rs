@@ -1,6 +1,6 @@
 //! Event bytes → Rhai values (`json::rhai::decode`) → JSON again must never panic,
 //! and whatever decodes must encode to the same document, and that text must decode
-//! and encode to itself (a fixed point).
+//! and encode to itself (a fixed point); the writers' size bounds hold on it.
 
 #![no_main]
 
@@ -29,4 +29,7 @@ fuzz_target!(|data: &[u8]| {
         String::from_utf8_lossy(&second),
         "encode(decode(text)) is not a fixed point"
     );
+    lure_fuzz::assert_size_bounds(&first, data.len(), |writer| {
+        json::rhai::encode(&value, writer)
+    });
 });

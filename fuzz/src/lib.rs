@@ -65,3 +65,80 @@ pub fn assert_same_document(input: &[u8], encoded: &[u8]) {
         String::from_utf8_lossy(encoded)
     );
 }
+
+/// Checks the writers' size bounds on a value whose whole text is `encoded`,
+/// encoding it again with `encode` into bounded writers; `seed` picks the bounds.
+///
+/// - a measuring writer (a response: stores up to its limit, measures past it)
+///   gives the text when it fits, and its exact length when not;
+/// - a writer with a cap (a log record, `json.encode`'s memory) either gives the
+///   whole text, or stops with a "too large" error having stored the text's head,
+///   as much of it as the cap allows (up to one escape sequence);
+/// - a measuring writer whose cap is below the text stops the same way.
+pub fn assert_size_bounds(
+    encoded: &[u8],
+    seed: usize,
+    mut encode: impl FnMut(&mut lure::json::Writer) -> Result<(), lure::json::EncodeError>,
+) {
+    use lure::json::Writer;
+    let limit = seed % (encoded.len() + 2);
+
+    let mut measuring = Writer::measuring(false, limit, usize::MAX);
+    encode(&mut measuring).expect("encoded once already");
+    match measuring.finish() {
+        Ok(bytes) => assert_eq!(bytes, encoded, "limit {limit}"),
+        Err(len) => {
+            assert!(encoded.len() > limit, "limit {limit} refused {len} bytes");
+            assert_eq!(len, encoded.len(), "limit {limit}");
+        }
+    }
+
+    let mut capped = Writer::with_limit(false, limit);
+    match encode(&mut capped) {
+        Ok(()) => {
+            assert!(encoded.len() <= limit, "limit {limit}: no stop");
+            assert_eq!(capped.finish(), Ok(encoded.to_vec()), "limit {limit}");
+        }
+        Err(e) => {
+            assert!(e.is_too_large(), "limit {limit}: {e}");
+            assert!(encoded.len() > limit, "limit {limit}: stopped early");
+            let head = capped.stored();
+            assert!(head.len() <= limit, "limit {limit}: stored {}", head.len());
+            assert!(
+                encoded.starts_with(&head),
+                "limit {limit}: not the text's head"
+            );
+            assert!(
+                head.len() + 6 >= limit,
+                "limit {limit}: only {} bytes",
+                head.len()
+            );
+        }
+    }
+
+    let cap = limit + seed % 7;
+    let mut measuring = Writer::measuring(false, limit, cap);
+    match encode(&mut measuring) {
+        Ok(()) if encoded.len() <= limit => {
+            assert_eq!(measuring.finish(), Ok(encoded.to_vec()), "limit {limit}");
+        }
+        Ok(()) => {
+            assert!(encoded.len() <= cap, "cap {cap}: no stop");
+            assert_eq!(measuring.finish(), Err(encoded.len()), "cap {cap}");
+        }
+        Err(e) => {
+            assert!(e.is_too_large() && encoded.len() > cap, "cap {cap}: {e}");
+        }
+    }
+}
+
+thread_local! {
+    // A Lua state with lure's sandbox, as scripts get it; kept like `LUA`.
+    static SANDBOX: mlua::Lua =
+        lure::sandboxed_lua(std::path::Path::new("/nonexistent")).expect("the sandbox installs");
+}
+
+/// Runs `f` with this thread's sandboxed Lua state.
+pub fn with_sandbox<R>(f: impl FnOnce(&mlua::Lua) -> R) -> R {
+    SANDBOX.with(f)
+}

@@ -2,14 +2,13 @@
 //! The runtime loop drives an `Engine` and knows nothing about either language.
 
 pub mod lua;
-pub mod memory;
 pub mod rhai;
 
 use crate::context::Context;
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, error_type};
 use crate::handler_spec::{Handler, Language};
 use crate::json::{EncodeError, Writer};
-use crate::limits::{Limits, response_too_large};
+use crate::limits::{Limits, MEASURED_UP_TO, response_too_large, response_too_large_to_measure};
 
 /// A loaded handler: script compiled and top-level code run (init done).
 pub trait Engine {
@@ -19,8 +18,23 @@ pub trait Engine {
 
     /// Called once an invocation's answer has been sent, before the next
     /// invocation is asked for: work that can wait for the answer (collecting the
-    /// invocation's garbage) is done here, off the caller's latency.
-    fn after_answer(&mut self) {}
+    /// invocation's garbage) is done here, off the caller's latency. `Err` says
+    /// why this environment should end rather than serve another invocation.
+    fn after_answer(&mut self) -> Result<(), Retire> {
+        Ok(())
+    }
+}
+
+/// Why an engine asks to end its environment: it holds memory it cannot free, so
+/// that the next invocations would run out of memory; a fresh environment (the
+/// next invocation's cold start) gets it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retire(pub String);
+
+impl std::fmt::Display for Retire {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// Builds response bodies, each allocated at the size of the one before: a
@@ -40,14 +54,27 @@ impl ResponseBodies {
 
     /// The response body for a handler's result, written by `encode`. Past
     /// Lambda's limit the writer only counts, so an oversize result is measured
-    /// without being copied and answered with `Function.ResponseSizeTooLarge`.
+    /// (up to [`MEASURED_UP_TO`]) without being copied, and answered with
+    /// `Function.ResponseSizeTooLarge`.
     pub fn body(
         &mut self,
         encode: impl FnOnce(&mut Writer) -> Result<(), EncodeError>,
     ) -> Result<Vec<u8>, Diagnostic> {
-        let mut writer = Writer::with_limit(false, self.limit);
+        let mut writer = Writer::measuring(false, self.limit, MEASURED_UP_TO);
         writer.reserve(self.last_len);
-        encode(&mut writer).map_err(Diagnostic::marshal)?;
+        match encode(&mut writer) {
+            Err(e) if e.is_too_large() => {
+                return Err(response_too_large_to_measure(self.limit));
+            }
+            Err(e) if e.is_out_of_memory() => {
+                return Err(Diagnostic::runtime(
+                    error_type::OUT_OF_MEMORY,
+                    format!("encoding the result: {e}"),
+                ));
+            }
+            Err(e) => return Err(Diagnostic::marshal(e)),
+            Ok(()) => {}
+        }
         let body = writer
             .finish()
             .map_err(|len| response_too_large(len, self.limit))?;

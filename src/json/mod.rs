@@ -29,6 +29,40 @@ pub(crate) fn decode_with<'de, S: DeserializeSeed<'de>>(
         Ok(text) => decode_from(serde_json::Deserializer::from_str(text), seed),
         Err(_) => decode_from(serde_json::Deserializer::from_slice(bytes), seed),
     }
+    .map_err(|e| explain_surrogate(bytes, e))
+}
+
+/// serde_json calls an unpaired UTF-16 surrogate (`"\ud800"`, which
+/// `JSON.parse` would take) an "unexpected end of hex escape" or a "lone
+/// leading surrogate", whichever half it is: say what it is, and which escape.
+fn explain_surrogate(bytes: &[u8], e: serde_json::Error) -> serde_json::Error {
+    let message = e.to_string();
+    if !message.contains("hex escape") {
+        return e;
+    }
+    let (line, column) = (e.line(), e.column());
+    let line_start = bytes
+        .split(|&b| b == b'\n')
+        .take(line.saturating_sub(1))
+        .map(|l| l.len() + 1)
+        .sum::<usize>();
+    let end = (line_start + column).min(bytes.len());
+    // The last escape up to the error that is half of a pair.
+    let escape = (0..end.saturating_sub(5)).rev().find_map(|at| {
+        let six = bytes.get(at..at + 6)?;
+        let hex = std::str::from_utf8(six.strip_prefix(b"\\u")?).ok()?;
+        let unit = u16::from_str_radix(hex, 16).ok()?;
+        (0xd800..=0xdfff)
+            .contains(&unit)
+            .then(|| String::from_utf8_lossy(six).into_owned())
+    });
+    match escape {
+        Some(escape) => serde::de::Error::custom(format_args!(
+            "{escape} is a lone UTF-16 surrogate (half of a pair), not a Unicode character, \
+             at line {line} column {column}"
+        )),
+        None => e,
+    }
 }
 
 fn decode_from<'de, R: serde_json::de::Read<'de>, S: DeserializeSeed<'de>>(
@@ -61,6 +95,17 @@ pub struct EncodeError {
     reason: String,
     /// Innermost segment first: segments are pushed as the error unwinds.
     path: Vec<PathSegment>,
+    kind: EncodeErrorKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EncodeErrorKind {
+    /// The value holds something JSON cannot.
+    Value,
+    /// The text went past its writer's cap (see [`Writer::exhausted`]).
+    TooLarge,
+    /// The encoder's own working memory would go past the script's memory limit.
+    OutOfMemory,
 }
 
 impl EncodeError {
@@ -68,7 +113,34 @@ impl EncodeError {
         EncodeError {
             reason: reason.into(),
             path: Vec::new(),
+            kind: EncodeErrorKind::Value,
         }
+    }
+
+    /// The text went past `cap` bytes: the encoder stopped there.
+    pub fn too_large(cap: usize) -> Self {
+        EncodeError {
+            kind: EncodeErrorKind::TooLarge,
+            ..Self::new(format!("the JSON text is over {cap} bytes"))
+        }
+    }
+
+    /// Encoding would take more memory than the script has left.
+    pub fn out_of_memory(reason: impl Into<String>) -> Self {
+        EncodeError {
+            kind: EncodeErrorKind::OutOfMemory,
+            ..Self::new(reason)
+        }
+    }
+
+    /// Whether the text went past its writer's cap.
+    pub fn is_too_large(&self) -> bool {
+        self.kind == EncodeErrorKind::TooLarge
+    }
+
+    /// Whether encoding ran out of the script's memory.
+    pub fn is_out_of_memory(&self) -> bool {
+        self.kind == EncodeErrorKind::OutOfMemory
     }
 
     pub fn at_key(mut self, key: impl Into<String>) -> Self {
@@ -124,7 +196,9 @@ fn is_identifier(key: &str) -> bool {
 /// Writes JSON text, compact or indented by two spaces as `JSON.stringify(v, null, 2)`.
 ///
 /// A writer may have a size limit: past it, bytes are only counted, not stored,
-/// so an oversize response is measured exactly without being held in memory.
+/// so an oversize response is measured without being held in memory; and a cap,
+/// past which the encoders stop ([`Writer::exhausted`]), so that neither memory nor
+/// time go into text that could never be used.
 pub struct Writer {
     out: Vec<u8>,
     pretty: bool,
@@ -132,22 +206,64 @@ pub struct Writer {
     limit: usize,
     /// Bytes produced beyond `limit` (not stored).
     overflow: usize,
+    cap: usize,
 }
 
 impl Writer {
     pub fn new(pretty: bool) -> Self {
-        Self::with_limit(pretty, usize::MAX)
+        Self::measuring(pretty, usize::MAX, usize::MAX)
     }
 
-    /// A writer that stores at most `limit` bytes; see [`Writer::finish`].
+    /// A writer that stores at most `limit` bytes and stops there: text for a
+    /// bounded buffer (a script's `json.encode`, a log record).
     pub fn with_limit(pretty: bool, limit: usize) -> Self {
+        Self::measuring(pretty, limit, limit)
+    }
+
+    /// A writer that stores at most `limit` bytes and measures what goes beyond,
+    /// up to `cap` (at least `limit`): see [`Writer::finish`].
+    pub fn measuring(pretty: bool, limit: usize, cap: usize) -> Self {
         Writer {
             out: Vec::new(),
             pretty,
             level: 0,
             limit,
             overflow: 0,
+            cap: cap.max(limit),
         }
+    }
+
+    /// Whether the text went past the writer's cap: the encoders then stop, with
+    /// [`EncodeError::too_large`].
+    #[inline]
+    pub fn exhausted(&self) -> bool {
+        self.overflow > 0 && self.out.len() + self.overflow > self.cap
+    }
+
+    /// The end of a document: [`EncodeError::too_large`] if the text went past
+    /// the cap, though only in its last bytes (closing brackets), after the
+    /// encoder's last look at [`Writer::exhausted`].
+    pub fn finish_document(&self) -> Result<(), EncodeError> {
+        if self.exhausted() {
+            Err(EncodeError::too_large(self.cap))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The cap given to [`Writer::measuring`] (or the limit).
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// How many bytes are stored (the buffer's share of memory).
+    pub fn stored_len(&self) -> usize {
+        self.out.len()
+    }
+
+    /// The text stored so far: all of it, or its first `limit` bytes.
+    pub fn stored(self) -> Vec<u8> {
+        self.out
     }
 
     /// Room for `additional` bytes (up to the limit) before the buffer grows.
@@ -162,7 +278,8 @@ impl Writer {
         self.out
     }
 
-    /// The text, or its full length when it went over the limit.
+    /// The text, or its full length when it went over the limit (as far as it was
+    /// measured: past the cap, the encoders stopped).
     pub fn finish(self) -> Result<Vec<u8>, usize> {
         if self.overflow == 0 {
             Ok(self.out)
@@ -171,12 +288,26 @@ impl Writer {
         }
     }
 
+    /// Stores `bytes`, or as many of them as the limit leaves room for: what is
+    /// stored is always the text's first bytes (see [`Writer::stored`]).
     #[inline]
     fn put(&mut self, bytes: &[u8]) {
         if self.overflow == 0 && self.limit - self.out.len() >= bytes.len() {
             self.out.extend_from_slice(bytes);
         } else {
-            self.overflow += bytes.len();
+            let room = self.room();
+            self.out.extend_from_slice(&bytes[..room]);
+            self.overflow += bytes.len() - room;
+        }
+    }
+
+    /// Bytes that can still be stored.
+    #[inline]
+    fn room(&self) -> usize {
+        if self.overflow == 0 {
+            self.limit - self.out.len()
+        } else {
+            0
         }
     }
 
@@ -220,26 +351,51 @@ impl Writer {
     }
 
     pub fn string(&mut self, s: &str) {
-        self.escaped(s.len(), |out| write_json_string(out, s));
+        let _ = self.escaped(s.as_bytes(), false);
     }
 
     /// A string given as bytes, which must be UTF-8.
     pub fn string_bytes(&mut self, bytes: &[u8]) -> Result<(), std::str::Utf8Error> {
-        self.escaped(bytes.len(), |out| write_json_bytes(out, bytes))
+        self.escaped(bytes, true)
     }
 
-    /// Writes a string literal of `len` input bytes with `write`: straight into the
-    /// output when even the worst case fits under the limit, else measured aside.
-    fn escaped<R>(&mut self, len: usize, write: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    /// Writes a string literal: straight into the output when even the worst case
+    /// fits under the limit; escaped aside, then stored as far as it fits, when at
+    /// least its unescaped length does; else only its head, as much as the limit
+    /// leaves room for, is escaped and stored, and the rest measured (a huge string
+    /// is never copied past the limit).
+    fn escaped(&mut self, bytes: &[u8], check_utf8: bool) -> Result<(), std::str::Utf8Error> {
+        let room = self.room();
         // An escaped string is at most 6 bytes per input byte, plus quotes.
-        let worst_case = len.saturating_mul(6).saturating_add(2);
-        if self.overflow == 0 && self.limit - self.out.len() >= worst_case {
-            write(&mut self.out)
-        } else {
+        if bytes.len().saturating_mul(6).saturating_add(2) <= room {
+            escape_into(&mut self.out, bytes, check_utf8)
+        } else if bytes.len().saturating_add(2) <= room {
             let mut escaped = Vec::new();
-            let result = write(&mut escaped);
+            let result = escape_into(&mut escaped, bytes, check_utf8);
             self.put(&escaped);
             result
+        } else {
+            if check_utf8 {
+                std::str::from_utf8(bytes)?;
+            }
+            let total = escaped_len(bytes);
+            let mut stored = 0;
+            if room > 0 {
+                // Escaping never shortens text: `room` input bytes (back to a
+                // character's start) make at least the head that fits. Without its
+                // closing quote, the head's text is the start of the whole's.
+                let mut end = room.min(bytes.len());
+                while end > 0 && end < bytes.len() && bytes[end] & 0xC0 == 0x80 {
+                    end -= 1;
+                }
+                let mut head = Vec::with_capacity(room + 8);
+                escape_into(&mut head, &bytes[..end], false).expect("checked");
+                head.pop();
+                stored = head.len().min(room);
+                self.out.extend_from_slice(&head[..stored]);
+            }
+            self.overflow = self.overflow.saturating_add(total - stored);
+            Ok(())
         }
     }
 
@@ -341,6 +497,19 @@ static ESCAPE: [u8; 256] = {
 
 const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
 const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+
+/// The length of `bytes` as a JSON string literal, quotes included.
+fn escaped_len(bytes: &[u8]) -> usize {
+    bytes
+        .iter()
+        .map(|&b| match ESCAPE[usize::from(b)] {
+            0 => 1,
+            b'u' => 6,
+            _ => 2,
+        })
+        .sum::<usize>()
+        + 2
+}
 
 /// Whether any of the 8 bytes in `word` is a control character, `"`, `\`, or (with
 /// `high` = [`HIGH`]) not ASCII: the bit tricks of "Bit Twiddling Hacks" (a byte
@@ -496,6 +665,35 @@ mod tests {
         w.end_array(false);
         let full = 2 + 5 * 13 + 4;
         assert_eq!(w.finish(), Err(full));
+    }
+
+    /// What a limited writer stores is always the text's first bytes, and, up to
+    /// a character or escape sequence, as many as the limit allows: a cut log
+    /// record or error message shows as much of the value as it can.
+    #[test]
+    fn a_limited_writer_stores_the_texts_head_up_to_its_limit() {
+        let write = |w: &mut Writer| {
+            w.begin_object();
+            w.member(true, "k\u{e9}y");
+            w.string("line\nquote\"caf\u{e9} \u{1F600}\u{1} end");
+            w.member(false, "n");
+            w.int(-12345);
+            w.end_object(false);
+        };
+        let mut whole = Writer::new(false);
+        write(&mut whole);
+        let whole = whole.into_bytes();
+        for limit in 0..whole.len() + 2 {
+            let mut w = Writer::with_limit(false, limit);
+            write(&mut w);
+            let stored = w.stored();
+            assert!(whole.starts_with(&stored), "limit {limit}: {stored:?}");
+            assert!(
+                stored.len() + 6 >= limit.min(whole.len()),
+                "limit {limit}: only {} bytes stored",
+                stored.len()
+            );
+        }
     }
 
     #[test]

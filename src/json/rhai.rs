@@ -1,33 +1,120 @@
 //! JSON ↔ Rhai `Dynamic` (SPEC §4).
 
+use std::cell::Cell;
 use std::fmt;
 
 use rhai::{Array, Dynamic, FLOAT, INT, Map};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
 use super::{EncodeError, MAX_DEPTH, Writer, decode_with, too_deep};
+use crate::limits;
+use crate::memory;
 
-/// Decodes JSON text into a Rhai value: objects → maps, arrays → arrays,
-/// `null` → `()`, integers → `INT` (beyond `i64` → `FLOAT`), other numbers → `FLOAT`.
-pub fn decode(bytes: &[u8]) -> Result<Dynamic, serde_json::Error> {
-    decode_with(bytes, RhaiSeed { depth: 0 })
+/// Why decoding failed: the text, or the script's memory.
+#[derive(Debug)]
+pub enum DecodeError {
+    Json(serde_json::Error),
+    /// The thread's heap went past the script's memory limit while decoding.
+    OutOfMemory,
 }
 
-#[derive(Clone, Copy)]
-struct RhaiSeed {
-    /// Containers enclosing the value being decoded.
-    depth: usize,
-}
-
-impl RhaiSeed {
-    fn nested(self) -> Self {
-        RhaiSeed {
-            depth: self.depth + 1,
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Json(e) => e.fmt(f),
+            DecodeError::OutOfMemory => {
+                f.write_str("the decoded value is over the script's memory limit")
+            }
         }
     }
 }
 
-impl<'de> DeserializeSeed<'de> for RhaiSeed {
+impl std::error::Error for DecodeError {}
+
+/// What an `ErrorDataTooLarge` names when a decoded document would go past the
+/// script's memory: the engine reports it as `Runtime.OutOfMemory`.
+pub const DOCUMENT_TOO_LARGE: &str = "Size of decoded JSON";
+
+/// Decodes JSON text into a Rhai value: objects → maps, arrays → arrays,
+/// `null` → `()`, integers → `INT` (beyond `i64` → `FLOAT`), other numbers → `FLOAT`.
+///
+/// The thread's heap is held to the script's memory limit as the value is built
+/// (one look per [`Budget::ITEMS_PER_LOOK`] items): the progress callback that
+/// holds the engine to it runs between operations only, and a decode is one.
+pub fn decode(bytes: &[u8]) -> Result<Dynamic, DecodeError> {
+    let budget = Budget {
+        countdown: Cell::new(Budget::ITEMS_PER_LOOK),
+        items: Cell::new(0),
+        limit: limits::script_memory(),
+        exceeded: Cell::new(false),
+    };
+    decode_with(
+        bytes,
+        RhaiSeed {
+            depth: 0,
+            budget: &budget,
+        },
+    )
+    .map_err(|e| {
+        if budget.exceeded.get() {
+            DecodeError::OutOfMemory
+        } else {
+            DecodeError::Json(e)
+        }
+    })
+}
+
+/// How often a decode looks at the thread's heap, and whether it found it over.
+struct Budget {
+    countdown: Cell<u32>,
+    items: Cell<usize>,
+    limit: usize,
+    exceeded: Cell<bool>,
+}
+
+impl Budget {
+    /// Items decoded between two looks at the heap.
+    const ITEMS_PER_LOOK: u32 = 1024;
+    /// What the allocator keeps for itself per block, which the heap count
+    /// leaves out (glibc: 8 to 16 bytes).
+    const OVERHEAD_PER_ITEM: usize = 16;
+}
+
+#[derive(Clone, Copy)]
+struct RhaiSeed<'b> {
+    /// Containers enclosing the value being decoded.
+    depth: usize,
+    budget: &'b Budget,
+}
+
+impl RhaiSeed<'_> {
+    fn nested(self) -> Self {
+        RhaiSeed {
+            depth: self.depth + 1,
+            ..self
+        }
+    }
+
+    /// Counts an item; now and then, fails when the heap is over the limit.
+    fn tick<E: de::Error>(self) -> Result<(), E> {
+        let left = self.budget.countdown.get();
+        if left > 0 {
+            self.budget.countdown.set(left - 1);
+            return Ok(());
+        }
+        self.budget.countdown.set(Budget::ITEMS_PER_LOOK);
+        let items = self.budget.items.get() + Budget::ITEMS_PER_LOOK as usize;
+        self.budget.items.set(items);
+        let overhead = items * Budget::OVERHEAD_PER_ITEM;
+        if memory::thread_heap().saturating_add(overhead) > self.budget.limit {
+            self.budget.exceeded.set(true);
+            return Err(E::custom("over the script's memory limit"));
+        }
+        Ok(())
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for RhaiSeed<'_> {
     type Value = Dynamic;
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Dynamic, D::Error> {
@@ -35,7 +122,7 @@ impl<'de> DeserializeSeed<'de> for RhaiSeed {
     }
 }
 
-impl<'de> Visitor<'de> for RhaiSeed {
+impl<'de> Visitor<'de> for RhaiSeed<'_> {
     type Value = Dynamic;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -80,6 +167,7 @@ impl<'de> Visitor<'de> for RhaiSeed {
         let mut array = Array::with_capacity(seq.size_hint().unwrap_or(0));
         while let Some(item) = seq.next_element_seed(self.nested())? {
             array.push(item);
+            self.tick()?;
         }
         Ok(Dynamic::from_array(array))
     }
@@ -93,6 +181,7 @@ impl<'de> Visitor<'de> for RhaiSeed {
             let value = access.next_value_seed(self.nested())?;
             // A repeated key keeps its last value, as JSON.parse does.
             map.insert(key, value);
+            self.tick()?;
         }
         Ok(Dynamic::from_map(map))
     }
@@ -132,11 +221,17 @@ impl<'de> Visitor<'de> for KeySeed {
     }
 }
 
+/// What an `ErrorDataTooLarge` names when JSON text would go past the script's
+/// memory: the engine reports it as `Runtime.OutOfMemory`, as Rhai's own size
+/// limits are.
+pub const TEXT_TOO_LARGE: &str = "Length of JSON text";
+
 /// Encodes a Rhai value as JSON (SPEC §4). Maps come out with sorted keys (Rhai
 /// maps are ordered), the order the Lua encoder uses too; anything JSON cannot hold
 /// is an [`EncodeError`] naming its path.
 pub fn encode(value: &Dynamic, writer: &mut Writer) -> Result<(), EncodeError> {
-    encode_at(value, writer, 0)
+    encode_at(value, writer, 0)?;
+    writer.finish_document()
 }
 
 /// `depth`: containers enclosing `value`.
@@ -181,6 +276,9 @@ fn encode_at(value: &Dynamic, writer: &mut Writer, depth: usize) -> Result<(), E
             "a {} cannot be encoded as JSON",
             value.type_name()
         )));
+    }
+    if writer.exhausted() {
+        return Err(EncodeError::too_large(writer.cap()));
     }
     Ok(())
 }
@@ -348,5 +446,23 @@ mod tests {
         assert_eq!(err.to_string(), "NaN is not a JSON number at $[0]");
         let err = to_json(&Dynamic::from_blob(vec![1])).unwrap_err();
         assert_eq!(err.to_string(), "a blob cannot be encoded as JSON at $");
+    }
+
+    /// A capped writer never yields a cut document as a whole one.
+    #[test]
+    fn a_capped_writer_never_passes_off_a_cut_document() -> Result {
+        let value = decode(b"[[1,[2]]]")?;
+        for cap in 0..9 {
+            let mut writer = Writer::with_limit(false, cap);
+            let result = encode(&value, &mut writer);
+            assert!(
+                result.as_ref().is_err_and(EncodeError::is_too_large),
+                "cap {cap}: {result:?}"
+            );
+        }
+        let mut writer = Writer::with_limit(false, 9);
+        encode(&value, &mut writer)?;
+        assert_eq!(writer.into_bytes(), b"[[1,[2]]]");
+        Ok(())
     }
 }

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use crate::context::{Context, FunctionInfo};
 use crate::diagnostic::{Diagnostic, error_type};
-use crate::engine::{self, Engine};
+use crate::engine::{self, Engine, Retire};
 use crate::env_vars;
 use crate::handler_spec;
 use crate::lambda::runtime_api::{ApiError, Invocation, Post, RuntimeApi};
@@ -20,6 +20,8 @@ pub enum Exit {
     Init(Diagnostic),
     /// The Runtime API failed in a way that ends the environment.
     Api(ApiError),
+    /// The engine asked to end the environment between two invocations.
+    Retired(Retire),
 }
 
 impl std::fmt::Display for Exit {
@@ -27,6 +29,7 @@ impl std::fmt::Display for Exit {
         match self {
             Exit::Init(d) => write!(f, "init failed: {d}"),
             Exit::Api(e) => e.fmt(f),
+            Exit::Retired(why) => write!(f, "ending this environment: {why}"),
         }
     }
 }
@@ -81,7 +84,13 @@ pub fn run(api: &RuntimeApi, handler: &str, task_root: &Path) -> Exit {
         if let Err(e) = api.answer(&invocation.request_id, &outcome) {
             return Exit::Api(e);
         }
-        engine.after_answer();
+        if let Err(why) = engine.after_answer() {
+            log::write(
+                log::Level::Warn,
+                &format!("lure: ending this environment: {why}"),
+            );
+            return Exit::Retired(why);
+        }
     }
 }
 

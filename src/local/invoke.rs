@@ -28,6 +28,7 @@ pub struct InvokeOptions<'a> {
 
 pub fn invoke(options: InvokeOptions<'_>) -> u8 {
     log::init(log::Sink::Stderr);
+    let body = Body::take_stdout();
     let info = FunctionInfo::from_env();
     let limits = Limits::for_function(&info);
     let init_started = Instant::now();
@@ -35,7 +36,7 @@ pub fn invoke(options: InvokeOptions<'_>) -> u8 {
         Ok(engine) => engine,
         Err(diagnostic) => {
             eprintln!("lure: init failed: {diagnostic}");
-            print_body(&diagnostic.to_json());
+            body.write(&diagnostic.to_json());
             return exit_code::INIT_ERROR_OR_USAGE;
         }
     };
@@ -61,6 +62,10 @@ pub fn invoke(options: InvokeOptions<'_>) -> u8 {
     let started = Instant::now();
     let outcome = handle(engine.as_mut(), &info, &limits, &invocation);
     let duration = started.elapsed();
+    // What a script wrote through C's stdio (Lua's `io.write`) is buffered: out
+    // with it before the REPORT line, as the logs would have it.
+    // SAFETY: `fflush(NULL)` flushes every C output stream; it has no preconditions.
+    unsafe { libc::fflush(std::ptr::null_mut()) };
     let report = Report {
         request_id: &request_id,
         duration,
@@ -71,18 +76,47 @@ pub fn invoke(options: InvokeOptions<'_>) -> u8 {
     };
     log::write_raw(format!("{report}\n").as_bytes());
     match outcome {
-        Ok(body) => {
-            print_body(&body);
+        Ok(response) => {
+            body.write(&response);
             exit_code::SUCCESS
         }
         Err(diagnostic) => {
-            print_body(&diagnostic.to_json());
+            body.write(&diagnostic.to_json());
             exit_code::HANDLER_ERROR
         }
     }
 }
 
-fn print_body(body: &[u8]) {
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(body).and_then(|()| out.flush());
+/// Where the body goes: the process's stdout, kept aside, while descriptor 1
+/// itself points at stderr for the run, so that what a script writes to stdout
+/// (Lua's `io.write`) lands with the logs and stdout carries the body alone.
+struct Body(Option<std::fs::File>);
+
+impl Body {
+    fn take_stdout() -> Body {
+        use std::os::fd::AsFd;
+        let Ok(saved) = std::io::stdout().as_fd().try_clone_to_owned() else {
+            return Body(None);
+        };
+        // SAFETY: `dup2` on the process's own standard descriptors, which stay
+        // open for its life; on failure nothing changed.
+        if unsafe { libc::dup2(libc::STDERR_FILENO, libc::STDOUT_FILENO) } < 0 {
+            return Body(None);
+        }
+        Body(Some(std::fs::File::from(saved)))
+    }
+
+    fn write(&self, bytes: &[u8]) {
+        // A closed pipe must not make lure panic.
+        let _ = match &self.0 {
+            Some(file) => {
+                let mut out = file;
+                out.write_all(bytes).and_then(|()| out.flush())
+            }
+            None => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(bytes).and_then(|()| out.flush())
+            }
+        };
+    }
 }

@@ -4,10 +4,12 @@
 //! can print or return; running out of memory stays out of memory.
 
 use mlua::{Lua, Table, Value as LuaValue};
-use rhai::{Array, Dynamic, Map, NativeCallContext};
+use rhai::{Array, Dynamic, EvalAltResult, Map, NativeCallContext};
 
 use super::binding::{self, Error, Lang};
 use crate::json::{self, Writer};
+use crate::limits;
+use crate::memory;
 
 /// Installs the `json` global (also `require("json")`).
 pub fn register_lua(lua: &Lua) -> mlua::Result<()> {
@@ -25,9 +27,15 @@ fn build_lua(lua: &Lua, module: &Table) -> mlua::Result<()> {
             }
             Some(other) => return Ok(Err(options_error(other.type_name()))),
         };
-        let mut writer = Writer::new(pretty);
+        // The text is the script's to hold: past what its memory limit leaves, it
+        // is out of memory, as any allocation would be.
+        let room = limits::script_memory().saturating_sub(lua.used_memory());
+        let mut writer = Writer::with_limit(pretty, room);
         Ok(match json::lua::encode(lua, &value, &mut writer) {
             Ok(()) => Ok(LuaValue::String(lua.create_string(writer.into_bytes())?)),
+            Err(e) if e.is_too_large() || e.is_out_of_memory() => {
+                return Err(mlua::Error::MemoryError(format!("json.encode: {e}")));
+            }
             Err(e) => Err(Error::Failed(e.to_string())),
         })
     })?;
@@ -62,7 +70,19 @@ fn options_error(got: &str) -> Error {
     )
 }
 
-fn encode_rhai(value: &Dynamic, options: Option<&Dynamic>) -> Result<String, Error> {
+/// Why `json::encode` failed: the script's mistake, or its memory.
+enum EncodeFailure {
+    Error(Error),
+    TooLarge,
+}
+
+impl From<Error> for EncodeFailure {
+    fn from(e: Error) -> Self {
+        EncodeFailure::Error(e)
+    }
+}
+
+fn encode_rhai(value: &Dynamic, options: Option<&Dynamic>) -> Result<String, EncodeFailure> {
     let pretty = match options {
         None => false,
         Some(options) => match options.read_lock::<Map>() {
@@ -70,19 +90,42 @@ fn encode_rhai(value: &Dynamic, options: Option<&Dynamic>) -> Result<String, Err
                 .get("pretty")
                 .and_then(|v| v.as_bool().ok())
                 .unwrap_or(false),
-            None => return Err(options_error(options.type_name())),
+            None => return Err(options_error(options.type_name()).into()),
         },
     };
-    let mut writer = Writer::new(pretty);
-    json::rhai::encode(value, &mut writer).map_err(|e| Error::Failed(e.to_string()))?;
+    let room = limits::script_memory().saturating_sub(memory::thread_heap());
+    let mut writer = Writer::with_limit(pretty, room);
+    json::rhai::encode(value, &mut writer).map_err(|e| {
+        if e.is_too_large() {
+            EncodeFailure::TooLarge
+        } else {
+            EncodeFailure::Error(Error::Failed(e.to_string()))
+        }
+    })?;
     // The writer only ever emits UTF-8: Rhai strings are UTF-8 already.
     Ok(String::from_utf8(writer.into_bytes()).expect("JSON writer emits UTF-8"))
 }
 
-fn decode_rhai(text: &Dynamic) -> Result<Dynamic, Error> {
+fn decode_rhai(ctx: &NativeCallContext, text: &Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
+    let name = binding::Name {
+        module: "json",
+        function: "decode",
+        lang: Lang::Rhai,
+    };
     let value = binding::rhai::from_rhai(text);
     let args = binding::Args::new(vec![value], Lang::Rhai);
-    json::rhai::decode(args.data(1)?).map_err(|e| Error::Failed(e.to_string()))
+    let text = args
+        .data(1)
+        .map_err(|e| binding::rhai::throw(ctx, &e, name))?;
+    json::rhai::decode(text).map_err(|e| match e {
+        json::rhai::DecodeError::Json(e) => {
+            binding::rhai::throw(ctx, &Error::Failed(e.to_string()), name)
+        }
+        json::rhai::DecodeError::OutOfMemory => Box::new(EvalAltResult::ErrorDataTooLarge(
+            json::rhai::DOCUMENT_TOO_LARGE.into(),
+            ctx.call_position(),
+        )),
+    })
 }
 
 /// Installs the static module `json` (`json::encode(x)`, `json::empty_array`, ...).
@@ -98,6 +141,13 @@ pub fn register_rhai(
             lang: Lang::Rhai,
         };
         binding::rhai::throw(ctx, &e, name)
+    };
+    let encode_failed = move |ctx: &NativeCallContext, failure| match failure {
+        EncodeFailure::Error(e) => throw(ctx, "encode", e),
+        EncodeFailure::TooLarge => Box::new(EvalAltResult::ErrorDataTooLarge(
+            json::rhai::TEXT_TOO_LARGE.into(),
+            ctx.call_position(),
+        )),
     };
     let mut module = binding::rhai::ModuleBuilder::new("json");
     module
@@ -115,13 +165,12 @@ pub fn register_rhai(
             "`value` as JSON text; `#{ pretty: true }` indents it by two spaces.",
             |m| {
                 m.set_native_fn("encode", move |ctx: NativeCallContext, value: Dynamic| {
-                    encode_rhai(&value, None).map_err(|e| throw(&ctx, "encode", e))
+                    encode_rhai(&value, None).map_err(|e| encode_failed(&ctx, e))
                 });
                 m.set_native_fn(
                     "encode",
                     move |ctx: NativeCallContext, value: Dynamic, options: Dynamic| {
-                        encode_rhai(&value, Some(&options))
-                            .map_err(|e| throw(&ctx, "encode", e))
+                        encode_rhai(&value, Some(&options)).map_err(|e| encode_failed(&ctx, e))
                     },
                 );
             },
@@ -131,7 +180,7 @@ pub fn register_rhai(
             "The value of the JSON text (a string or a Blob): objects as maps, arrays as arrays, `null` as `()`.",
             |m| {
                 m.set_native_fn("decode", move |ctx: NativeCallContext, text: Dynamic| {
-                    decode_rhai(&text).map_err(|e| throw(&ctx, "decode", e))
+                    decode_rhai(&ctx, &text)
                 });
             },
         );

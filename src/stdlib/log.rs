@@ -4,28 +4,33 @@
 //! JSON, anything else through `tostring`/`to_string`). With two or more
 //! arguments, a final table/map is a set of fields merged into JSON records. A
 //! lone table/map is the message itself, embedded as JSON.
+//!
+//! A record is at most [`MAX_RECORD_BYTES`] (CloudWatch's event limit): what a
+//! script logs beyond that is cut, with a marker, and never built in full.
 
 use mlua::{Function, Lua, Table, Value, Variadic};
 use rhai::Dynamic;
 
 use super::binding;
 
-use crate::json::{self, Writer};
-use crate::log::{self, Level, Message, Record};
+use crate::json::{self, EncodeError, Writer};
+use crate::limits::MAX_RECORD_BYTES;
+use crate::log::{self, Level, Message, Record, RecordText};
 
 /// A record's parts, built by either language.
 #[derive(Default)]
 struct Parts {
-    text: String,
+    text: RecordText,
     json_message: Option<Vec<u8>>,
     fields: Option<Vec<u8>>,
 }
 
 impl Parts {
-    fn emit(&self, level: Level) {
+    fn emit(self, level: Level) {
+        let text = self.text.finish();
         let message = match &self.json_message {
             Some(json) => Message::Json(json),
-            None => Message::Text(&self.text),
+            None => Message::Text(&text),
         };
         log::emit(&Record {
             level,
@@ -36,8 +41,40 @@ impl Parts {
 
     fn push_separator(&mut self) {
         if !self.text.is_empty() {
-            self.text.push('\t');
+            self.text.push("\t");
         }
+    }
+
+    /// Appends a table's or map's JSON (whole or cut), or returns false when it
+    /// cannot be written as JSON.
+    fn push_json(&mut self, json: Option<Json>) -> bool {
+        match json {
+            Some(Json::Whole(json)) => self.text.push_bytes(&json),
+            Some(Json::Cut(json)) => {
+                self.text.push_bytes(&json);
+                self.text.mark_cut();
+            }
+            None => return false,
+        }
+        true
+    }
+}
+
+/// A table's or map's JSON for a record.
+enum Json {
+    Whole(Vec<u8>),
+    /// The first [`MAX_RECORD_BYTES`] of a longer text.
+    Cut(Vec<u8>),
+}
+
+/// JSON written by `encode` into a writer that stops at [`MAX_RECORD_BYTES`];
+/// `None` for a value JSON cannot hold.
+fn bounded_json(encode: impl FnOnce(&mut Writer) -> Result<(), EncodeError>) -> Option<Json> {
+    let mut writer = Writer::with_limit(false, MAX_RECORD_BYTES);
+    match encode(&mut writer) {
+        Ok(()) => Some(Json::Whole(writer.into_bytes())),
+        Err(e) if e.is_too_large() => Some(Json::Cut(writer.stored())),
+        Err(_) => None,
     }
 }
 
@@ -61,10 +98,17 @@ fn build_lua(lua: &Lua, module: &Table) -> mlua::Result<()> {
     Ok(())
 }
 
-fn lua_json(lua: &Lua, value: &Value) -> Option<Vec<u8>> {
-    let mut writer = Writer::new(false);
-    json::lua::encode(lua, value, &mut writer).ok()?;
-    Some(writer.into_bytes())
+fn lua_json(lua: &Lua, value: &Value) -> Option<Json> {
+    bounded_json(|writer| json::lua::encode(lua, value, writer))
+}
+
+/// The lone table as the message, or the final table as fields: only when its
+/// JSON is whole (and, for fields, an object).
+fn whole(json: Option<Json>, object: bool) -> Option<Vec<u8>> {
+    match json {
+        Some(Json::Whole(json)) if !object || json.starts_with(b"{") => Some(json),
+        _ => None,
+    }
 }
 
 fn lua_parts(lua: &Lua, tostring: &Function, args: &[Value]) -> mlua::Result<Parts> {
@@ -72,39 +116,33 @@ fn lua_parts(lua: &Lua, tostring: &Function, args: &[Value]) -> mlua::Result<Par
     let mut message_args = args;
     if let [rest @ .., last @ Value::Table(_)] = args {
         if rest.is_empty() {
-            parts.json_message = lua_json(lua, last);
+            parts.json_message = whole(lua_json(lua, last), false);
             if parts.json_message.is_some() {
                 return Ok(parts);
             }
-        } else if let Some(fields) = lua_json(lua, last).filter(|f| f.starts_with(b"{")) {
+        } else if let Some(fields) = whole(lua_json(lua, last), true) {
             parts.fields = Some(fields);
             message_args = rest;
         }
     }
     for arg in message_args {
+        if parts.text.is_full() {
+            break;
+        }
         parts.push_separator();
-        let json = match arg {
-            Value::String(s) => {
-                parts.text.push_str(&s.to_string_lossy());
-                continue;
-            }
-            Value::Table(_) => lua_json(lua, arg),
-            _ => None,
-        };
-        match json {
-            Some(json) => parts.text.push_str(&String::from_utf8_lossy(&json)),
-            None => parts
+        match arg {
+            Value::String(s) => parts.text.push_bytes(&s.as_bytes()),
+            Value::Table(_) if parts.push_json(lua_json(lua, arg)) => {}
+            _ => parts
                 .text
-                .push_str(&tostring.call::<mlua::LuaString>(arg)?.to_string_lossy()),
+                .push_bytes(&tostring.call::<mlua::LuaString>(arg)?.as_bytes()),
         }
     }
     Ok(parts)
 }
 
-fn rhai_json(value: &Dynamic) -> Option<Vec<u8>> {
-    let mut writer = Writer::new(false);
-    json::rhai::encode(value, &mut writer).ok()?;
-    Some(writer.into_bytes())
+fn rhai_json(value: &Dynamic) -> Option<Json> {
+    bounded_json(|writer| json::rhai::encode(value, writer))
 }
 
 fn rhai_parts(args: &[Dynamic]) -> Parts {
@@ -114,24 +152,24 @@ fn rhai_parts(args: &[Dynamic]) -> Parts {
         && (last.is_map() || (rest.is_empty() && last.is_array()))
     {
         if rest.is_empty() {
-            parts.json_message = rhai_json(last);
+            parts.json_message = whole(rhai_json(last), false);
             if parts.json_message.is_some() {
                 return parts;
             }
-        } else if let Some(fields) = rhai_json(last) {
+        } else if let Some(fields) = whole(rhai_json(last), true) {
             parts.fields = Some(fields);
             message_args = rest;
         }
     }
     for arg in message_args {
+        if parts.text.is_full() {
+            break;
+        }
         parts.push_separator();
-        if (arg.is_map() || arg.is_array())
-            && let Some(json) = rhai_json(arg)
-        {
-            parts.text.push_str(&String::from_utf8_lossy(&json));
+        if (arg.is_map() || arg.is_array()) && parts.push_json(rhai_json(arg)) {
             continue;
         }
-        parts.text.push_str(&arg.to_string());
+        parts.text.push(&crate::diagnostic::bounded(arg));
     }
     parts
 }
@@ -247,6 +285,27 @@ mod tests {
                 .as_deref()
                 .map(|j| std::str::from_utf8(j).unwrap()),
         )
+    }
+
+    #[test]
+    fn records_are_cut_at_cloudwatchs_event_limit_and_never_built_whole() {
+        // 200 arguments of 1 MB each, and a table holding a 1 MB string 6000 times
+        // (6 GB of JSON): the record stops at the limit, with its marker.
+        let p = lua_parts_of(
+            "local s = string.rep('x', 1 << 20) local t = {} for i = 1, 6000 do t[i] = s end \
+             local args = {} for i = 1, 200 do args[i] = s end args[201] = t \
+             return table.unpack(args)",
+        );
+        assert!(p.text.is_full());
+        let record = p.text.finish();
+        assert!(record.ends_with("… [log record cut at 262144 bytes]"));
+        assert_eq!(record.len(), MAX_RECORD_BYTES);
+        let p = lua_parts_of(
+            "local s = string.rep('y', 1 << 20) local t = {} for i = 1, 6000 do t[i] = s end return t",
+        );
+        assert_eq!(p.json_message, None, "too long to be the message as JSON");
+        assert!(p.text.is_full());
+        assert!(p.text.as_str().starts_with('['));
     }
 
     #[test]

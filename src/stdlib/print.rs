@@ -3,23 +3,26 @@
 
 use mlua::{Function, Lua, Value, Variadic};
 
-use crate::log::{self, Level};
+use crate::log::{self, Level, RecordText};
 
 /// Lua's `print`: its arguments through `tostring`, joined with tabs.
 pub fn register_lua(lua: &Lua) -> mlua::Result<()> {
     let tostring: Function = lua.globals().get("tostring")?;
     let print = lua.create_function(move |_, args: Variadic<Value>| {
-        let mut line = String::new();
+        let mut line = RecordText::default();
         for (i, arg) in args.iter().enumerate() {
+            if line.is_full() {
+                break;
+            }
             if i > 0 {
-                line.push('\t');
+                line.push("\t");
             }
             match arg {
-                Value::String(s) => line.push_str(&s.to_string_lossy()),
-                other => line.push_str(&tostring.call::<mlua::LuaString>(other)?.to_string_lossy()),
+                Value::String(s) => line.push_bytes(&s.as_bytes()),
+                other => line.push_bytes(&tostring.call::<mlua::LuaString>(other)?.as_bytes()),
             }
         }
-        log::write(Level::Info, &line);
+        log::write(Level::Info, &line.finish());
         Ok(())
     })?;
     lua.globals().set("print", print)

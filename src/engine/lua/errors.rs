@@ -3,8 +3,9 @@
 
 use mlua::{Lua, Value};
 
-use crate::diagnostic::{Diagnostic, error_type};
+use crate::diagnostic::{Diagnostic, cut_bytes, cut_head, error_type};
 use crate::json::{self, Writer};
+use crate::limits::MAX_RECORD_BYTES;
 
 /// The stack at the point of the error, as Lua's `traceback` prints it, minus the
 /// frames that are lure's (the `error` builtin above, `xpcall` below).
@@ -39,12 +40,10 @@ pub(super) fn error_to_diagnostic(lua: &Lua, error: Value, stack_trace: Vec<Stri
         Value::String(s) if s.as_bytes().as_ref() == b"not enough memory" => {
             Diagnostic::runtime(error_type::OUT_OF_MEMORY, "not enough memory")
         }
-        Value::String(s) => {
-            Diagnostic::script(error_type::SCRIPT_ERROR, s.to_string_lossy(), stack_trace)
-        }
+        Value::String(s) => Diagnostic::script(error_type::SCRIPT_ERROR, text_of(&s), stack_trace),
         Value::Table(t) => {
             let text = |key: &str| match t.raw_get::<Value>(key) {
-                Ok(Value::String(s)) => Some(s.to_string_lossy()),
+                Ok(Value::String(s)) => Some(text_of(&s)),
                 _ => None,
             };
             let error_type =
@@ -52,9 +51,10 @@ pub(super) fn error_to_diagnostic(lua: &Lua, error: Value, stack_trace: Vec<Stri
             let message = text("errorMessage")
                 .or_else(|| text("message"))
                 .unwrap_or_else(|| {
-                    let mut writer = Writer::new(false);
+                    let mut writer = Writer::with_limit(false, MAX_RECORD_BYTES);
                     match json::lua::encode(lua, &Value::Table(t.clone()), &mut writer) {
                         Ok(()) => String::from_utf8_lossy(&writer.into_bytes()).into_owned(),
+                        Err(e) if e.is_too_large() => cut_head(&writer.stored()),
                         Err(_) => "(error object)".to_owned(),
                     }
                 });
@@ -92,4 +92,10 @@ fn rust_error_to_diagnostic(error: &mlua::Error, stack_trace: Vec<String>) -> Di
         }
         other => Diagnostic::script(error_type::SCRIPT_ERROR, other.to_string(), stack_trace),
     }
+}
+
+/// A Lua string as message text: at most [`MAX_RECORD_BYTES`] of it are copied
+/// (a script may raise a string as large as its memory).
+fn text_of(s: &mlua::LuaString) -> String {
+    cut_bytes(&s.as_bytes())
 }

@@ -2,6 +2,7 @@
 
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int};
+use std::path::Path;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -10,7 +11,7 @@ use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value, ffi};
 use crate::context::Context;
 use crate::deadline;
 use crate::diagnostic::{Diagnostic, error_type};
-use crate::engine::{Engine, ResponseBodies};
+use crate::engine::{Engine, ResponseBodies, Retire};
 use crate::handler_spec::{Form, Handler};
 use crate::json;
 use crate::limits::Limits;
@@ -101,8 +102,9 @@ impl LuaEngine {
                 format!("Cannot read {}: {e}", handler.script),
             )
         })?;
-        let (lua, xpcall) = new_state(handler).map_err(|e| internal_init_error(&e))?;
+        let (lua, xpcall) = new_state(&handler.task_root).map_err(|e| internal_init_error(&e))?;
         let memory_limit = limits.script_memory;
+        crate::limits::set_script_memory(memory_limit);
         lua.set_memory_limit(memory_limit)
             .map_err(|e| internal_init_error(&e))?;
 
@@ -181,6 +183,9 @@ impl LuaEngine {
     /// encoded.
     fn run(&mut self, event: &[u8], context: &Context<'_>) -> Result<Vec<u8>, Diagnostic> {
         let event = json::lua::decode(&self.lua, event).map_err(|e| match e {
+            json::lua::DecodeError::Lua(mlua::Error::MemoryError(_)) => {
+                self.out_of_memory("while the event was decoded")
+            }
             json::lua::DecodeError::Lua(e) => self.out_of_memory(&e.to_string()),
             json::lua::DecodeError::Json(e) => Diagnostic::unmarshal(e),
         })?;
@@ -192,16 +197,23 @@ impl LuaEngine {
         args.push_back(event);
         args.push_back(Value::Table(context));
         let handler = self.handler.clone();
-        let results = self.call_protected(&handler, args).map_err(|d| {
-            if d.error_type == error_type::OUT_OF_MEMORY {
-                self.out_of_memory(&d.error_message)
-            } else {
-                d
-            }
-        })?;
+        let results = self
+            .call_protected(&handler, args)
+            .map_err(|d| self.with_memory_limit(d))?;
         let result = results.into_iter().next().unwrap_or(Value::Nil);
         self.responses
             .body(|writer| json::lua::encode(&self.lua, &result, writer))
+            .map_err(|d| self.with_memory_limit(d))
+    }
+
+    /// `Runtime.OutOfMemory` as [`Self::out_of_memory`] words it; other errors as
+    /// they are.
+    fn with_memory_limit(&self, diagnostic: Diagnostic) -> Diagnostic {
+        if diagnostic.error_type == error_type::OUT_OF_MEMORY {
+            self.out_of_memory(&diagnostic.error_message)
+        } else {
+            diagnostic
+        }
     }
 
     /// The answer for a script that hit the memory limit; collects the garbage
@@ -320,7 +332,7 @@ impl Engine for LuaEngine {
         outcome
     }
 
-    fn after_answer(&mut self) {
+    fn after_answer(&mut self) -> Result<(), Retire> {
         deadline::arm(self.last_stop);
         self.collector.after_answer(&self.lua);
         if self.disarm_deadline() {
@@ -329,6 +341,7 @@ impl Engine for LuaEngine {
                 "lure: a finalizer was stopped at the deadline, in the collection after the answer",
             );
         }
+        Ok(())
     }
 }
 
@@ -337,9 +350,9 @@ impl Engine for LuaEngine {
 /// deadline hook and the guards of [`sandbox`]).
 /// Also returns Lua's own `xpcall`, which the engine calls handlers with (scripts
 /// get the sandbox's).
-fn new_state(handler: &Handler) -> mlua::Result<(Lua, Function)> {
+fn new_state(task_root: &Path) -> mlua::Result<(Lua, Function)> {
     let lua = Lua::new_with(StdLib::ALL_SAFE, LuaOptions::default())?;
-    let root = handler.task_root.to_string_lossy();
+    let root = task_root.to_string_lossy();
     let package: Table = lua.globals().get("package")?;
     package.set(
         "path",
@@ -351,6 +364,12 @@ fn new_state(handler: &Handler) -> mlua::Result<(Lua, Function)> {
     let xpcall = lua.globals().get("xpcall")?;
     sandbox::install(&lua)?;
     Ok((lua, xpcall))
+}
+
+/// A Lua state as scripts get it (the sandbox included), for the fuzz targets:
+/// `load` and friends there are what a hostile script would call.
+pub fn sandboxed_state(task_root: &Path) -> mlua::Result<Lua> {
+    new_state(task_root).map(|(lua, _)| lua)
 }
 
 /// SPEC §2: the script form looks for a global `main`, then the returned table's;

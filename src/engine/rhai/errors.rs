@@ -5,7 +5,8 @@
 use rhai::{Dynamic, EvalAltResult, Map, Position};
 
 use super::{MAX_ARRAY_SIZE, MAX_CALL_LEVELS, MAX_MAP_SIZE, MAX_STRING_SIZE};
-use crate::diagnostic::{Diagnostic, error_type};
+use crate::diagnostic::{Diagnostic, bounded, error_type};
+use crate::json;
 
 /// The termination value of a script stopped at the memory limit.
 #[derive(Debug, Clone, Copy)]
@@ -109,9 +110,10 @@ pub(super) fn script_error(err: EvalAltResult, script: &str, function: Option<&s
 /// `throw value`: a map with `errorType` sets the type (SPEC §5); anything else is an
 /// `Error` whose message reads like Lua's `error("msg")`: `file:line: msg`.
 fn thrown(value: Dynamic, source: &str, position: Position, stack: Vec<String>) -> Diagnostic {
+    // `bounded`: a script may throw a value whose text is as large as its memory.
     let typed = value.read_lock::<Map>().and_then(|map| {
-        let kind = map.get("errorType").filter(|t| t.is_string())?.to_string();
-        let message = map.get("errorMessage").map(|m| m.to_string());
+        let kind = bounded(map.get("errorType").filter(|t| t.is_string())?);
+        let message = map.get("errorMessage").map(bounded);
         Some((kind, message.unwrap_or_default()))
     });
     if let Some((kind, message)) = typed {
@@ -119,7 +121,7 @@ fn thrown(value: Dynamic, source: &str, position: Position, stack: Vec<String>) 
     }
     Diagnostic::script(
         error_type::SCRIPT_ERROR,
-        format!("{}: {value}", location(source, position, false)),
+        format!("{}: {}", location(source, position, false), bounded(value)),
         stack,
     )
 }
@@ -128,6 +130,16 @@ fn size_limit_message(what: &str) -> String {
     let limit = match what {
         "Length of string" => format!("string data is limited to {MAX_STRING_SIZE} bytes"),
         "Size of object map" => format!("object maps are limited to {MAX_MAP_SIZE} properties"),
+        // Raised by lure's JSON codec (`json::encode`/`decode`, the event), not by
+        // Rhai: the script's memory limit bounds one value's whole text.
+        json::rhai::DOCUMENT_TOO_LARGE => {
+            return format!(
+                "{what} too large: the event or document does not fit in the script's memory"
+            );
+        }
+        json::rhai::TEXT_TOO_LARGE => {
+            return format!("{what} too large: the text does not fit in the script's memory");
+        }
         _ => format!("arrays are limited to {MAX_ARRAY_SIZE} elements"),
     };
     format!("{what} too large: {limit} in one value, nested values included")

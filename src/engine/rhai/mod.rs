@@ -18,15 +18,18 @@ use rhai::{AST, CallFnOptions, Dynamic, FnAccess, INT, Map, Module, Scope};
 use crate::context::Context;
 use crate::deadline;
 use crate::diagnostic::{Diagnostic, error_type};
-use crate::engine::{Engine, ResponseBodies, memory};
+use crate::engine::{Engine, ResponseBodies, Retire};
 use crate::handler_spec::{Form, Handler};
 use crate::json;
 use crate::limits::Limits;
+use crate::memory;
 use crate::stdlib;
 use errors::{MemoryLimitHit, init_error, location, script_error};
 
 mod errors;
+mod expanding;
 mod imports;
+mod printing;
 
 /// Nested script function calls. Each level costs tens of KB of stack in a debug
 /// build; 64 levels of functions whose bodies use the full expression depth below
@@ -56,6 +59,8 @@ pub struct RhaiEngine {
     ast: AST,
     entry: Entry,
     responses: ResponseBodies,
+    /// The scripts' memory limit (the thread's heap).
+    memory_limit: usize,
 }
 
 enum Entry {
@@ -74,6 +79,7 @@ impl RhaiEngine {
     pub fn load(handler: &Handler, limits: &Limits) -> Result<Self, Diagnostic> {
         let mut engine = new_engine(handler);
         stop_at_deadline_or_memory_limit(&mut engine, limits.script_memory);
+        crate::limits::set_script_memory(limits.script_memory);
         let top_level = Rc::new(RefCell::new(None));
         let capture = top_level.clone();
         engine
@@ -96,6 +102,7 @@ impl RhaiEngine {
                 ast,
                 entry: Entry::Body,
                 responses: ResponseBodies::new(limits.response_bytes),
+                memory_limit: limits.script_memory,
             });
         }
         let arity = handler_arity(&ast, handler)?;
@@ -132,6 +139,7 @@ impl RhaiEngine {
                 scope,
             },
             responses: ResponseBodies::new(limits.response_bytes),
+            memory_limit: limits.script_memory,
         })
     }
 }
@@ -151,7 +159,16 @@ fn copy_scope(scope: &Scope) -> Scope<'static> {
 
 impl Engine for RhaiEngine {
     fn invoke(&mut self, event: &[u8], context: &Context<'_>) -> Result<Vec<u8>, Diagnostic> {
-        let event = json::rhai::decode(event).map_err(Diagnostic::unmarshal)?;
+        let event = json::rhai::decode(event).map_err(|e| match e {
+            json::rhai::DecodeError::Json(e) => Diagnostic::unmarshal(e),
+            json::rhai::DecodeError::OutOfMemory => Diagnostic::runtime(
+                error_type::OUT_OF_MEMORY,
+                format!(
+                    "The script exceeded its memory limit of {} MB while the event was decoded",
+                    self.memory_limit >> 20
+                ),
+            ),
+        })?;
         let stop = context
             .deadline_known
             .then(|| deadline::stop_time(context.deadline_ms));
@@ -186,6 +203,27 @@ impl Engine for RhaiEngine {
 
         self.responses
             .body(|writer| json::rhai::encode(&result, writer))
+    }
+
+    /// Rhai frees values by reference counting, so values that refer to each
+    /// other (closures that capture each other) are never freed. When, with the
+    /// invocation's values gone, the thread still holds more than three quarters
+    /// of the scripts' memory, later invocations would run out of it: this
+    /// environment ends, and the next invocation's (with its cold start) gets the
+    /// memory back. State kept on purpose between invocations counts too.
+    fn after_answer(&mut self) -> Result<(), Retire> {
+        let held = memory::thread_heap();
+        if held > self.memory_limit / 4 * 3 {
+            return Err(Retire(format!(
+                "the Rhai engine holds {} MB after the invocation, over three quarters of \
+                 the scripts' {} MB (values Rhai cannot free, such as closures that capture \
+                 each other, or state kept between invocations); the next invocation starts \
+                 in a fresh environment",
+                held >> 20,
+                self.memory_limit >> 20
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -229,6 +267,8 @@ fn new_engine(handler: &Handler) -> rhai::Engine {
     engine.disable_symbol("eval");
 
     stdlib::register_rhai(&mut engine, None);
+    expanding::register(&mut engine);
+    printing::register(&mut engine);
     engine
 }
 

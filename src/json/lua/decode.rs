@@ -1,6 +1,6 @@
 //! JSON text → Lua values, pushed onto the raw stack as serde_json reads them.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::c_int;
 use std::fmt;
 
@@ -42,6 +42,7 @@ pub fn decode(lua: &Lua, bytes: &[u8]) -> Result<Value, DecodeError> {
         )
     });
     let keys = cache.map(RefCell::new);
+    let budget = Budget::default();
     let mut outcome = None;
     let value = with_raw_stack(lua, (Value::Nil, array_mt, key_strings), |stack| {
         let seed = RawSeed {
@@ -49,6 +50,7 @@ pub fn decode(lua: &Lua, bytes: &[u8]) -> Result<Value, DecodeError> {
             depth: 0,
             keys: keys.as_ref(),
             hint: 0,
+            budget: &budget,
         };
         let decoded = if stack.reserve(1) {
             decode_with(bytes, seed)
@@ -67,6 +69,11 @@ pub fn decode(lua: &Lua, bytes: &[u8]) -> Result<Value, DecodeError> {
         with_codec(lua, |c| c.key_cache.set(Some(keys.into_inner())));
     }
     let value = value.map_err(DecodeError::Lua)?;
+    if budget.exceeded.get() {
+        return Err(DecodeError::Lua(mlua::Error::MemoryError(
+            "not enough memory".into(),
+        )));
+    }
     match outcome {
         Some(Ok(())) => Ok(value),
         Some(Err(e)) => Err(DecodeError::Json(e)),
@@ -85,6 +92,27 @@ struct RawSeed<'k, 's> {
     /// Where the size hint for this value, if a container, is kept; 0 for the
     /// document itself.
     hint: usize,
+    budget: &'k Budget,
+}
+
+/// How often a decode looks at the state's memory, and whether it found it over.
+#[derive(Default)]
+struct Budget {
+    /// Items left before the next look.
+    countdown: Cell<u32>,
+    /// Items decoded so far.
+    items: Cell<usize>,
+    exceeded: Cell<bool>,
+}
+
+impl Budget {
+    /// Items decoded between two looks at the state's memory: each item is at most
+    /// as large as the text it comes from, so the limit is overrun by little.
+    const ITEMS_PER_LOOK: u32 = 1024;
+    /// What the allocator keeps for itself per item, which Lua's count leaves
+    /// out (glibc: 8 to 16 bytes a block): an event of millions of tiny values
+    /// would otherwise take the process past the function's memory.
+    const OVERHEAD_PER_ITEM: usize = 16;
 }
 
 impl RawSeed<'_, '_> {
@@ -105,6 +133,27 @@ impl RawSeed<'_, '_> {
         }
         if !self.stack.reserve(4) {
             return Err(E::custom("the Lua stack cannot grow"));
+        }
+        Ok(())
+    }
+
+    /// Counts an item; now and then, fails when the state is over its memory
+    /// limit (the decode then ends as out of memory).
+    fn tick<E: de::Error>(self) -> Result<(), E> {
+        let left = self.budget.countdown.get();
+        if left > 0 {
+            self.budget.countdown.set(left - 1);
+            return Ok(());
+        }
+        self.budget.countdown.set(Budget::ITEMS_PER_LOOK);
+        let items = self.budget.items.get() + Budget::ITEMS_PER_LOOK as usize;
+        self.budget.items.set(items);
+        if self
+            .stack
+            .over_memory_limit(items * Budget::OVERHEAD_PER_ITEM)
+        {
+            self.budget.exceeded.set(true);
+            return Err(E::custom("the Lua state is over its memory limit"));
         }
         Ok(())
     }
@@ -189,6 +238,7 @@ impl<'de> Visitor<'de> for RawSeed<'_, '_> {
         let element = self.item(KeyCache::element_hint(self.hint));
         let mut count: usize = 0;
         while seq.next_element_seed(element)?.is_some() {
+            element.tick()?;
             count += 1;
             // SAFETY: rule 5: the table at `table`, the element on top.
             unsafe { stack.set_index(table, count as i64) };
@@ -212,6 +262,7 @@ impl<'de> Visitor<'de> for RawSeed<'_, '_> {
         // In document order, so a repeated key keeps its last value, as in JavaScript.
         while let Some(hint) = map.next_key_seed(KeySeed(self))? {
             map.next_value_seed(self.item(hint))?;
+            self.tick()?;
             // SAFETY: rule 5: the table at `table`, its key and value on top (a
             // JSON key is a string: neither nil nor NaN).
             unsafe { stack.set_member(table) };

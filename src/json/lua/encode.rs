@@ -30,7 +30,8 @@ pub fn encode(lua: &Lua, value: &Value, writer: &mut Writer) -> Result<(), Encod
     });
     with_codec(lua, |c| c.key_literals.set(keys));
     called.map_err(|e| EncodeError::new(e.to_string()))?;
-    outcome.unwrap_or_else(|| unreachable!("the raw call ran"))
+    outcome.unwrap_or_else(|| unreachable!("the raw call ran"))?;
+    writer.finish_document()
 }
 
 /// Walks a value on the raw stack, writing JSON.
@@ -50,7 +51,9 @@ struct RawEncoder<'w, 's> {
     keys: &'w mut KeyLiterals,
 }
 
-/// A table entry whose key and value sit on the stack (key at `slot`, value above).
+/// A table entry whose key and value sit on the stack (key at `slot`, value
+/// above), or, in a table too large for the stack to hold all of its entries,
+/// only in the table (`slot` 0): its value is then fetched again by its key.
 struct Entry {
     slot: c_int,
     key: Key,
@@ -65,7 +68,7 @@ enum Key {
     /// entry is in [`RawEncoder::entries`]).
     Str(*const u8, usize),
     Integer(i64, String),
-    Float(String),
+    Float(f64, String),
 }
 
 impl Key {
@@ -73,7 +76,7 @@ impl Key {
         match self {
             // SAFETY: rule 4: the key string is on the stack while its entry exists.
             Key::Str(ptr, len) => unsafe { std::slice::from_raw_parts(*ptr, *len) },
-            Key::Integer(_, text) | Key::Float(text) => text.as_bytes(),
+            Key::Integer(_, text) | Key::Float(_, text) => text.as_bytes(),
         }
     }
 }
@@ -133,6 +136,9 @@ impl RawEncoder<'_, '_> {
                 )));
             }
         }
+        if self.writer.exhausted() {
+            return Err(EncodeError::too_large(self.writer.cap()));
+        }
         Ok(())
     }
 
@@ -163,37 +169,83 @@ impl RawEncoder<'_, '_> {
             let len = unsafe { stack.raw_len(index) };
             return self.array(index, len);
         }
+        if let Some(len) = self.sequence_len(index) {
+            return self.array(index, len);
+        }
         let base = stack.top();
         let start = self.entries.len();
-        let result = self.collect_entries(index).and_then(|is_sequence| {
-            if is_sequence {
-                self.entries[start..].sort_unstable_by_key(|e| match e.key {
-                    Key::Integer(i, _) => i,
-                    _ => 0,
-                });
-                self.sequence(start)
-            } else {
-                self.object(start)
-            }
-        });
+        let result = self
+            .collect_entries(index)
+            .and_then(|()| self.object(index, start));
         self.entries.truncate(start);
         stack.truncate(base);
         result
     }
 
+    /// `Some(n)` when the keys of the table at `index` are exactly `1..=n` (n > 0):
+    /// `n` is its border (`#t`, which is the only one then), and one walk sees n
+    /// keys, all integers in `1..=n`. Nothing is collected, so a sequence of any
+    /// length costs the encoder no memory.
+    fn sequence_len(&mut self, index: c_int) -> Option<usize> {
+        let stack = self.stack;
+        // SAFETY: rule 5: a table at `index`.
+        let n = unsafe { stack.raw_len(index) };
+        if n == 0 {
+            return None;
+        }
+        let base = stack.top();
+        let mut count = 0;
+        // SAFETY: rule 2: `table` reserved room for the key and the value that
+        // `lua_next` pushes; rule 5: a table at `index`, which nothing changes.
+        unsafe { stack.push_nil() };
+        let is_sequence = loop {
+            // SAFETY: as above: the previous key on top, room for key and value.
+            if !unsafe { stack.next(index) } {
+                break count == n;
+            }
+            stack.pop(1);
+            let key = stack.top();
+            // SAFETY: rule 5: the key `lua_next` pushed.
+            let in_range = unsafe {
+                stack.type_of(key) == raw_stack::LUA_TNUMBER
+                    && stack.is_integer(key)
+                    && usize::try_from(stack.to_integer(key)).is_ok_and(|i| (1..=n).contains(&i))
+            };
+            if !in_range {
+                break false;
+            }
+            count += 1;
+        };
+        stack.truncate(base);
+        is_sequence.then_some(n)
+    }
+
     /// Pushes the table's entries onto the stack and into `entries`, in one pass:
     /// `lua_next` takes the previous key from the top, so a copy of it is pushed
-    /// each time. True when the keys are exactly `1..n` (n > 0).
-    fn collect_entries(&mut self, index: c_int) -> Result<bool, EncodeError> {
-        const BATCH: c_int = 64;
+    /// each time. Once the stack cannot grow (a table of hundreds of thousands of
+    /// entries), the rest of the entries stay in the table only. The stack and
+    /// `entries` count against the script's memory (with the text written so
+    /// far): past its limit, encoding is out of memory.
+    fn collect_entries(&mut self, index: c_int) -> Result<(), EncodeError> {
+        const BATCH: usize = 64;
         let stack = self.stack;
-        let (mut count, mut max, mut sequence) = (0, 0i64, true);
+        let mut count = 0;
+        let mut on_stack = true;
         // SAFETY: rule 2: `table` reserved room for the first key.
         unsafe { stack.push_nil() };
         loop {
-            // Each entry adds two slots (its key and value); room for a batch.
-            if count % BATCH == 0 && !stack.reserve(2 * BATCH + 2) {
-                return Err(EncodeError::new("table too large for the Lua stack"));
+            if count % BATCH == 0 {
+                let working = self.entries.capacity() * size_of::<Entry>();
+                if stack.over_memory_limit(working + self.writer.stored_len()) {
+                    return Err(EncodeError::out_of_memory(format!(
+                        "a table of over {count} entries does not fit in the memory left \
+                         to encode it"
+                    )));
+                }
+                // Each entry adds two slots (its key and value); room for a batch.
+                if on_stack && !stack.reserve(2 * BATCH as c_int + 2) {
+                    on_stack = false;
+                }
             }
             // SAFETY: rule 2: the batch's room; rule 5: a table at `index`, which
             // nothing changes while the encoder walks it.
@@ -205,7 +257,6 @@ impl RawEncoder<'_, '_> {
             // SAFETY: rule 5: the key `lua_next` pushed at `slot`.
             let key = match unsafe { stack.type_of(slot) } {
                 raw_stack::LUA_TSTRING => {
-                    sequence = false;
                     // SAFETY: rule 5: a string key; rule 4: it stays on the stack
                     // as long as its entry is in `entries`.
                     let bytes = unsafe { stack.to_bytes(slot) };
@@ -215,17 +266,14 @@ impl RawEncoder<'_, '_> {
                 raw_stack::LUA_TNUMBER if unsafe { stack.is_integer(slot) } => {
                     // SAFETY: rule 5: an integer key.
                     let i = unsafe { stack.to_integer(slot) };
-                    sequence &= i >= 1;
-                    max = max.max(i);
                     Key::Integer(i, String::new())
                 }
                 raw_stack::LUA_TNUMBER => {
-                    sequence = false;
                     // SAFETY: rule 5: a float key.
                     let f = unsafe { stack.to_number(slot) };
                     let mut w = Writer::new(false);
                     w.float(f)?;
-                    Key::Float(String::from_utf8(w.into_bytes()).expect("ASCII number"))
+                    Key::Float(f, String::from_utf8(w.into_bytes()).expect("ASCII number"))
                 }
                 other => {
                     return Err(EncodeError::new(format!(
@@ -234,30 +282,58 @@ impl RawEncoder<'_, '_> {
                     )));
                 }
             };
-            self.entries.push(Entry {
-                slot,
-                key,
-                prefix: 0,
-            });
-            // SAFETY: rule 2: the batch's room; rule 5: the key at `slot`.
-            unsafe { stack.push_copy(slot) };
+            if on_stack {
+                self.entries.push(Entry {
+                    slot,
+                    key,
+                    prefix: 0,
+                });
+                // SAFETY: rule 2: the batch's room; rule 5: the key at `slot`.
+                unsafe { stack.push_copy(slot) };
+            } else {
+                // The key stays in the table, unchanged, so its bytes stay valid
+                // (rule 4); the value goes, and the key is the next `lua_next`'s.
+                self.entries.push(Entry {
+                    slot: 0,
+                    key,
+                    prefix: 0,
+                });
+                stack.pop(1);
+            }
         }
-        Ok(sequence && count > 0 && max == i64::from(count))
-    }
-
-    /// A table with keys `1..n`: its entries from `start` on, sorted by key.
-    fn sequence(&mut self, start: usize) -> Result<(), EncodeError> {
-        self.writer.begin_array();
-        for i in 0..self.entries.len() - start {
-            self.writer.element(i == 0);
-            let slot = self.entries[start + i].slot;
-            self.value(slot + 1).map_err(|e| e.at_index(i))?;
-        }
-        self.writer.end_array(false);
         Ok(())
     }
 
-    /// A table carrying `json.array_mt`: its items `1..=len`.
+    /// Encodes the value of entry `entry` of the table at `table`.
+    fn entry_value(&mut self, table: c_int, entry: usize) -> Result<(), EncodeError> {
+        let slot = self.entries[entry].slot;
+        if slot != 0 {
+            return self.value(slot + 1);
+        }
+        let stack = self.stack;
+        // SAFETY: rule 2: `table` reserved room (two slots: the key, then the
+        // value in its place); rule 5: a table at `table`. A string key is pushed
+        // as a copy of the bytes of the table's own key (rule 4), which the table
+        // finds by content; the copy is never used as the key-literal cache's key.
+        unsafe {
+            match &self.entries[entry].key {
+                Key::Integer(i, _) => stack.push_index(table, *i),
+                Key::Str(ptr, len) => {
+                    stack.push_bytes(std::slice::from_raw_parts(*ptr, *len));
+                    stack.replace_key_by_value(table);
+                }
+                Key::Float(f, _) => {
+                    stack.push_number(*f);
+                    stack.replace_key_by_value(table);
+                }
+            }
+        }
+        let result = self.value(stack.top());
+        stack.pop(1);
+        result
+    }
+
+    /// A sequence, or a table carrying `json.array_mt`: its items `1..=len`.
     fn array(&mut self, index: c_int, len: usize) -> Result<(), EncodeError> {
         let stack = self.stack;
         self.writer.begin_array();
@@ -273,7 +349,7 @@ impl RawEncoder<'_, '_> {
     }
 
     /// A table written as an object: its entries from `start` on.
-    fn object(&mut self, start: usize) -> Result<(), EncodeError> {
+    fn object(&mut self, table: c_int, start: usize) -> Result<(), EncodeError> {
         let entries = &mut self.entries[start..];
         for entry in entries.iter_mut() {
             if let Key::Integer(i, text) = &mut entry.key {
@@ -300,7 +376,6 @@ impl RawEncoder<'_, '_> {
         self.writer.begin_object();
         for i in 0..count {
             let entry = &self.entries[start + i];
-            let slot = entry.slot;
             match entry.key {
                 Key::Str(ptr, _) => {
                     let literal = self
@@ -309,11 +384,11 @@ impl RawEncoder<'_, '_> {
                         .map_err(|_| EncodeError::new("table key is not valid UTF-8"))?;
                     self.writer.member_literal(i == 0, literal);
                 }
-                Key::Integer(_, ref text) | Key::Float(ref text) => {
+                Key::Integer(_, ref text) | Key::Float(_, ref text) => {
                     self.writer.member(i == 0, text);
                 }
             }
-            self.value(slot + 1).map_err(|e| {
+            self.entry_value(table, start + i).map_err(|e| {
                 let key = self.entries[start + i].key.bytes();
                 e.at_key(String::from_utf8_lossy(key))
             })?;

@@ -76,6 +76,7 @@ pub fn with_raw_stack(
         lua.exec_raw::<Value>(args, |state| {
             f(RawStack {
                 state,
+                limit,
                 _call: PhantomData,
             })
         })
@@ -104,6 +105,8 @@ pub fn with_raw_stack(
 #[derive(Clone, Copy)]
 pub struct RawStack<'call> {
     state: *mut ffi::lua_State,
+    /// The state's memory limit, lifted for the call (0: none).
+    limit: usize,
     /// Bound to the call: a `RawStack` cannot outlive it.
     _call: PhantomData<&'call mut ffi::lua_State>,
 }
@@ -123,6 +126,19 @@ impl RawStack<'_> {
     pub fn reserve(self, n: c_int) -> bool {
         // SAFETY: `lua_checkstack` reports failure instead of raising.
         unsafe { ffi::lua_checkstack(self.state, n) != 0 }
+    }
+
+    /// Whether the state uses more memory than its limit (lifted for the call),
+    /// counting `extra` bytes more: a long decode checks it now and then, so that
+    /// the limit holds while it runs and not only once it is over.
+    pub fn over_memory_limit(self, extra: usize) -> bool {
+        if self.limit == 0 {
+            return false;
+        }
+        // SAFETY: rule 1 (the type); `LUA_GCCOUNT` reads a counter.
+        let kb = unsafe { ffi::lua_gc(self.state, ffi::LUA_GCCOUNT, 0) };
+        let used = usize::try_from(kb).unwrap_or(0).saturating_mul(1024);
+        used.saturating_add(extra) > self.limit
     }
 
     /// The index of the top value (the number of values on the stack).
@@ -268,6 +284,16 @@ impl RawStack<'_> {
     pub unsafe fn push_index(self, table: c_int, i: i64) {
         // SAFETY: rules 1 (the type), 2 (a reserved slot), 5 (slots on the stack).
         unsafe { ffi::lua_rawgeti(self.state, table, i) };
+    }
+
+    /// Replaces the key on top with `table[key]` (no metamethods).
+    ///
+    /// # Safety
+    /// Rule 5: `table` holds a table, and a key is on top.
+    #[inline]
+    pub unsafe fn replace_key_by_value(self, table: c_int) {
+        // SAFETY: rules 1 (the type), 5 (slots on the stack).
+        unsafe { ffi::lua_rawget(self.state, table) };
     }
 
     /// Pops a table and makes it the metatable of the table at `index`.

@@ -288,3 +288,49 @@ fn nesting_at_the_limit() -> mlua::Result<()> {
     assert!(err.to_string().contains("nested deeper than 1024"), "{err}");
     Ok(())
 }
+
+/// A capped writer never yields a cut document as a whole one: going past the cap
+/// in the closing brackets, after the encoder's last look, is still too large.
+#[test]
+fn a_capped_writer_never_passes_off_a_cut_document() -> mlua::Result<()> {
+    let lua = lua()?;
+    let value: Value = lua.load("return {{1, {2}}}").eval()?;
+    for cap in 0..9 {
+        let mut writer = Writer::with_limit(false, cap);
+        let result = encode(&lua, &value, &mut writer);
+        assert!(
+            result.as_ref().is_err_and(EncodeError::is_too_large),
+            "cap {cap}: {result:?}"
+        );
+    }
+    let mut writer = Writer::with_limit(false, 9);
+    encode(&lua, &value, &mut writer).expect("fits");
+    assert_eq!(writer.into_bytes(), b"[[1,[2]]]");
+    Ok(())
+}
+
+/// Sequences of any length, and objects larger than the Lua stack, encode; an
+/// object's entries count against the memory limit.
+#[test]
+fn tables_larger_than_the_stack_encode_within_the_memory_limit() -> mlua::Result<()> {
+    let lua = lua()?;
+    let build = "local t = {} for i = 1, 1200000 do t[i] = i % 10 end return t";
+    let value: Value = lua.load(build).eval()?;
+    let mut writer = Writer::new(false);
+    encode(&lua, &value, &mut writer).expect("a long sequence");
+    assert_eq!(writer.into_bytes().len(), 2 * 1_200_000 + 1);
+
+    let build = "local t = {} for i = 1, 1200000 do t['k' .. i] = i end return t";
+    let value: Value = lua.load(build).eval()?;
+    let mut writer = Writer::new(false);
+    encode(&lua, &value, &mut writer).expect("a large object");
+    let text = writer.into_bytes();
+    assert!(text.starts_with(br#"{"k1":1,"k10":10,"k100":100,"#));
+
+    lua.set_memory_limit(lua.used_memory() + (4 << 20))?;
+    let mut writer = Writer::new(false);
+    let error = encode(&lua, &value, &mut writer).expect_err("no memory for its keys");
+    assert!(error.is_out_of_memory(), "{error}");
+    lua.set_memory_limit(0)?;
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! Rhai functions that build a large array out of one string in a single call:
+//! Rhai measures the array only once the call returns, so `split("")` on a 16 MiB
+//! string allocated hundreds of MB first (the heap check runs between operations,
+//! not inside one). These replacements, registered over the standard package's,
+//! count the pieces first and refuse past the array size limit, as Rhai's own
+//! check would have, before allocating any.
+
+use rhai::{Array, Dynamic, EvalAltResult, INT, ImmutableString, NativeCallContext};
+
+type Result<T> = std::result::Result<T, Box<EvalAltResult>>;
+
+/// The array of `pieces`, if their count (`count`) fits Rhai's array limit.
+fn checked<'a>(
+    ctx: &NativeCallContext,
+    count: usize,
+    pieces: impl Iterator<Item = &'a str>,
+) -> Result<Array> {
+    let max = ctx.engine().max_array_size();
+    if max > 0 && count > max {
+        return Err(Box::new(EvalAltResult::ErrorDataTooLarge(
+            "Size of array/BLOB".into(),
+            ctx.call_position(),
+        )));
+    }
+    Ok(pieces
+        .map(|piece| Dynamic::from(piece.to_owned()))
+        .collect())
+}
+
+fn segments(n: INT) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+/// Whether Rhai returns the string itself, whole, as the only piece.
+fn whole(string: &str, delimiter: &str) -> bool {
+    string.is_empty() || (!delimiter.is_empty() && !string.contains(delimiter))
+}
+
+fn one(string: &ImmutableString) -> Array {
+    vec![string.clone().into()]
+}
+
+pub fn register(engine: &mut rhai::Engine) {
+    engine
+        .register_fn(
+            "split",
+            |ctx: NativeCallContext, s: &mut ImmutableString, d: &str| -> Result<Array> {
+                if whole(s, d) {
+                    return Ok(one(s));
+                }
+                checked(&ctx, s.split(d).count(), s.split(d))
+            },
+        )
+        .register_fn(
+            "split",
+            |ctx: NativeCallContext, s: &mut ImmutableString, d: &str, n: INT| -> Result<Array> {
+                if n <= 1 || whole(s, d) {
+                    return Ok(one(s));
+                }
+                let n = segments(n);
+                checked(&ctx, s.splitn(n, d).count(), s.splitn(n, d))
+            },
+        )
+        .register_fn(
+            "split",
+            |ctx: NativeCallContext, s: &mut ImmutableString, d: char| -> Result<Array> {
+                if s.is_empty() || !s.contains(d) {
+                    return Ok(one(s));
+                }
+                checked(&ctx, s.split(d).count(), s.split(d))
+            },
+        )
+        .register_fn(
+            "split",
+            |ctx: NativeCallContext, s: &mut ImmutableString, d: char, n: INT| -> Result<Array> {
+                if n <= 1 || s.is_empty() || !s.contains(d) {
+                    return Ok(one(s));
+                }
+                let n = segments(n);
+                checked(&ctx, s.splitn(n, d).count(), s.splitn(n, d))
+            },
+        )
+        .register_fn(
+            "split",
+            |ctx: NativeCallContext, s: &mut ImmutableString| -> Result<Array> {
+                if s.is_empty() {
+                    return Ok(one(s));
+                }
+                checked(&ctx, s.split_whitespace().count(), s.split_whitespace())
+            },
+        )
+        .register_fn(
+            "split_rev",
+            |ctx: NativeCallContext, s: &mut ImmutableString, d: &str| -> Result<Array> {
+                if whole(s, d) {
+                    return Ok(one(s));
+                }
+                checked(&ctx, s.rsplit(d).count(), s.rsplit(d))
+            },
+        )
+        .register_fn(
+            "split_rev",
+            |ctx: NativeCallContext, s: &mut ImmutableString, d: &str, n: INT| -> Result<Array> {
+                if n <= 1 || whole(s, d) {
+                    return Ok(one(s));
+                }
+                let n = segments(n);
+                checked(&ctx, s.rsplitn(n, d).count(), s.rsplitn(n, d))
+            },
+        )
+        .register_fn(
+            "split_rev",
+            |ctx: NativeCallContext, s: &mut ImmutableString, d: char| -> Result<Array> {
+                if s.is_empty() || !s.contains(d) {
+                    return Ok(one(s));
+                }
+                checked(&ctx, s.rsplit(d).count(), s.rsplit(d))
+            },
+        )
+        .register_fn(
+            "split_rev",
+            |ctx: NativeCallContext, s: &mut ImmutableString, d: char, n: INT| -> Result<Array> {
+                if n <= 1 || s.is_empty() || !s.contains(d) {
+                    return Ok(one(s));
+                }
+                let n = segments(n);
+                checked(&ctx, s.rsplitn(n, d).count(), s.rsplitn(n, d))
+            },
+        )
+        .register_fn(
+            "to_chars",
+            |ctx: NativeCallContext, s: &str| -> Result<Array> {
+                let max = ctx.engine().max_array_size();
+                if max > 0 && s.chars().count() > max {
+                    return Err(Box::new(EvalAltResult::ErrorDataTooLarge(
+                        "Size of array/BLOB".into(),
+                        ctx.call_position(),
+                    )));
+                }
+                Ok(s.chars().map(Dynamic::from).collect())
+            },
+        );
+}
