@@ -48,6 +48,12 @@ function main(event, context)
     end })
     local doc = "[" .. string.rep("1,", 1e6) .. "1]"
     return #json.decode(doc)
+  -- Modules whose results outgrow their arguments: 100 MB of hex, and a
+  -- parameter list of 5 million entries from 10 MB of text.
+  elseif mode == "hex" then
+    return #hex.encode(string.rep("x", 50e6))
+  elseif mode == "query" then
+    return #url.parse_query(string.rep("a&", 5e6)).a
   elseif mode == "sequence" then
     local t = {}
     for i = 1, event.n do t[i] = i % 10 end
@@ -93,6 +99,20 @@ fn main(event, context) {
             let s = "x";
             for i in 0..24 { s += s; }
             return s.split("").len();
+        }
+        // 2 GB of text from a 1 MB string, in one native call.
+        "replace" => {
+            let s = "x";
+            for i in 0..20 { s += s; }
+            let by = "y";
+            for i in 0..10 { by += by; }
+            s.replace("", by);
+            return s.len();
+        }
+        "query" => {
+            let s = "a&";
+            for i in 0..22 { s += s; }
+            return url::parse_query(s).a.len();
         }
         "sequence" => {
             let a = [];
@@ -322,6 +342,23 @@ fn huge_values_are_bounded_in_text_logs_errors_and_responses_rhai() {
     check_peak(&mut s);
 }
 
+/// A module call's argument copies and result count against the memory limit,
+/// checked before the result is built.
+#[test]
+fn module_results_are_held_to_the_memory_limit_lua() {
+    let mut s = started("modules", Lang::Lua);
+    check_normal(&mut s, "warm", 1);
+    for (mode, says) in [
+        ("hex", "(hex.encode: not enough memory for the"),
+        ("query", "(url.parse_query: not enough memory for the"),
+    ] {
+        let body = check_error(&mut s, mode, event(mode), "Runtime.OutOfMemory");
+        assert!(message(&body).contains(says), "{body}");
+    }
+    check_normal(&mut s, "after", 4);
+    check_peak(&mut s);
+}
+
 /// Lua's memory limit holds while JSON is decoded on the raw stack: a finalizer
 /// due then waits until the decoder is done, and runs under the limit.
 #[test]
@@ -343,13 +380,25 @@ fn one_native_call_or_event_is_stopped_at_the_limit_rhai() {
     let body = check_error(&mut s, "split", event("split"), "Runtime.OutOfMemory");
     assert!(message(&body).contains("arrays are limited to"), "{body}");
     check_normal(&mut s, "after-split", 3);
+    let body = check_error(&mut s, "replace", event("replace"), "Runtime.OutOfMemory");
+    assert!(
+        message(&body).contains("string data is limited to"),
+        "{body}"
+    );
+    check_normal(&mut s, "after-replace", 5);
+    let body = check_error(&mut s, "query", event("query"), "Runtime.OutOfMemory");
+    assert!(
+        message(&body).contains("Size of a stdlib call's data too large"),
+        "{body}"
+    );
+    check_normal(&mut s, "after-query", 7);
 
     let body = check_error(&mut s, "arrays", arrays_event(), "Runtime.OutOfMemory");
     assert!(
         message(&body).contains("memory limit of 104 MB while the event was decoded"),
         "{body}"
     );
-    check_normal(&mut s, "after-arrays", 4);
+    check_normal(&mut s, "after-arrays", 8);
     check_peak(&mut s);
 }
 

@@ -44,8 +44,15 @@ fn describe_byte(byte: u8) -> String {
     }
 }
 
+/// The length of `len` bytes in base64, padded: 4 characters per 3 bytes.
+fn encoded_len(len: usize) -> usize {
+    len.div_ceil(3).saturating_mul(4)
+}
+
 fn encode_fn(args: &Args) -> Result<Value, Error> {
-    Ok(Value::Text(encode(args.data(1)?)))
+    let data = args.data(1)?;
+    args.reserve(encoded_len(data.len()))?;
+    Ok(Value::Text(encode(data)))
 }
 
 fn decode_fn(args: &Args) -> Result<Value, Error> {
@@ -55,7 +62,9 @@ fn decode_fn(args: &Args) -> Result<Value, Error> {
 }
 
 fn url_encode_fn(args: &Args) -> Result<Value, Error> {
-    Ok(Value::Text(URL_SAFE_NO_PAD.encode(args.data(1)?)))
+    let data = args.data(1)?;
+    args.reserve(encoded_len(data.len()))?;
+    Ok(Value::Text(URL_SAFE_NO_PAD.encode(data)))
 }
 
 fn url_decode_fn(args: &Args) -> Result<Value, Error> {

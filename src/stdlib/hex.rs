@@ -21,7 +21,9 @@ pub fn decode(text: &[u8]) -> Result<Vec<u8>, String> {
 }
 
 fn encode_fn(args: &Args) -> Result<Value, Error> {
-    Ok(Value::Text(encode(args.data(1)?)))
+    let data = args.data(1)?;
+    args.reserve(data.len().saturating_mul(2))?;
+    Ok(Value::Text(encode(data)))
 }
 
 fn decode_fn(args: &Args) -> Result<Value, Error> {

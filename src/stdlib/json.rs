@@ -112,7 +112,9 @@ fn decode_rhai(ctx: &NativeCallContext, text: &Dynamic) -> Result<Dynamic, Box<E
         function: "decode",
         lang: Lang::Rhai,
     };
-    let value = binding::rhai::from_rhai(text);
+    // The text is at most Rhai's string size: copied whole.
+    let value = binding::rhai::from_rhai(text, &mut binding::Budget::unlimited())
+        .map_err(|e| binding::rhai::throw(ctx, &e, name))?;
     let args = binding::Args::new(vec![value], Lang::Rhai);
     let text = args
         .data(1)

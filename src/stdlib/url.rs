@@ -35,7 +35,8 @@ pub fn decode(text: &[u8]) -> Vec<u8> {
 
 /// A query string's parameters, in order (`a=1&b&a=2` → `a`: `1`, `b`: ``, `a`: `2`).
 /// A leading `?` is skipped, and so are empty pieces (`a=1&&b=2`).
-pub fn parse_query(query: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+/// Made one at a time, so a caller can stop.
+pub fn parse_query(query: &[u8]) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> {
     let query = query.strip_prefix(b"?").unwrap_or(query);
     query
         .split(|&b| b == b'&')
@@ -44,7 +45,6 @@ pub fn parse_query(query: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
             Some(eq) => (decode(&piece[..eq]), decode(&piece[eq + 1..])),
             None => (decode(piece), Vec::new()),
         })
-        .collect()
 }
 
 /// The parts of a URL or relative reference, split as RFC 3986 (appendix B) does.
@@ -136,7 +136,10 @@ fn split(text: &str, at: char) -> (&str, Option<&str>) {
 }
 
 fn encode_fn(args: &Args) -> Result<Value, Error> {
-    Ok(Value::Text(encode(args.text_bytes(1)?)))
+    let text = args.text_bytes(1)?;
+    // Each byte is at most three characters (`%XX`).
+    args.reserve(text.len().saturating_mul(3))?;
+    Ok(Value::Text(encode(text)))
 }
 
 fn decode_fn(args: &Args) -> Result<Value, Error> {
@@ -145,7 +148,11 @@ fn decode_fn(args: &Args) -> Result<Value, Error> {
 
 fn parse_query_fn(args: &Args) -> Result<Value, Error> {
     let mut params: BTreeMap<String, Value> = BTreeMap::new();
+    let mut size = 0usize;
     for (key, value) in parse_query(args.text_bytes(1)?) {
+        // A short query can hold many parameters: each costs more than its text.
+        size = size.saturating_add(key.len() + value.len() + 96);
+        args.reserve(size)?;
         let key = String::from_utf8_lossy(&key).into_owned();
         let value = Value::Decoded(value);
         match params.entry(key) {
@@ -196,6 +203,11 @@ fn build_query_fn(args: &Args) -> Result<Value, Error> {
                 ));
             }
         };
+        args.reserve(
+            query
+                .len()
+                .saturating_add(key.len().saturating_mul(3) + text.len() + 2),
+        )?;
         if !query.is_empty() {
             query.push('&');
         }
@@ -322,7 +334,6 @@ mod tests {
     fn query_strings_keep_order_and_repeats() {
         let pairs = |q: &str| -> Vec<(String, String)> {
             parse_query(q.as_bytes())
-                .into_iter()
                 .map(|(k, v)| (String::from_utf8(k).unwrap(), String::from_utf8(v).unwrap()))
                 .collect()
         };

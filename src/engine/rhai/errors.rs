@@ -137,6 +137,9 @@ fn size_limit_message(what: &str) -> String {
                 "{what} too large: the event or document does not fit in the script's memory"
             );
         }
+        crate::stdlib::binding::rhai::TOO_LARGE_FOR_MEMORY => {
+            return format!("{what} too large: it does not fit in the script's memory");
+        }
         json::rhai::TEXT_TOO_LARGE => {
             return format!("{what} too large: the text does not fit in the script's memory");
         }

@@ -1,9 +1,10 @@
-//! Rhai functions that build a large array out of one string in a single call:
-//! Rhai measures the array only once the call returns, so `split("")` on a 16 MiB
-//! string allocated hundreds of MB first (the heap check runs between operations,
-//! not inside one). These replacements, registered over the standard package's,
-//! count the pieces first and refuse past the array size limit, as Rhai's own
-//! check would have, before allocating any.
+//! Rhai functions that build a large value out of one string in a single call:
+//! Rhai measures the result only once the call returns, so `split("")` on a 16 MiB
+//! string allocated hundreds of MB first, and `replace("", s)` on a 1 MB string
+//! with a 1 KB `s` took 2 GB (the heap check runs between operations, not inside
+//! one). These replacements, registered over the standard package's, count the
+//! pieces or measure the result first and refuse past the array or string size
+//! limit, as Rhai's own check would have, before allocating any.
 
 use rhai::{Array, Dynamic, EvalAltResult, INT, ImmutableString, NativeCallContext};
 
@@ -40,7 +41,63 @@ fn one(string: &ImmutableString) -> Array {
     vec![string.clone().into()]
 }
 
+/// `string` with every `find` replaced by `substitute`, if the result fits Rhai's
+/// string size limit (measured before it is built).
+fn replaced(
+    ctx: &NativeCallContext,
+    string: &mut ImmutableString,
+    find: &str,
+    substitute: &str,
+) -> Result<()> {
+    if string.is_empty() {
+        return Ok(());
+    }
+    let max = ctx.engine().max_string_size();
+    if max > 0 && substitute.len() > find.len() {
+        let matches = string.matches(find).count();
+        let grows_by = (substitute.len() - find.len()).saturating_mul(matches);
+        if string.len().saturating_add(grows_by) > max {
+            return Err(Box::new(EvalAltResult::ErrorDataTooLarge(
+                "Length of string".into(),
+                ctx.call_position(),
+            )));
+        }
+    }
+    *string = string.replace(find, substitute).into();
+    Ok(())
+}
+
 pub fn register(engine: &mut rhai::Engine) {
+    engine
+        .register_fn(
+            "replace",
+            |ctx: NativeCallContext, s: &mut ImmutableString, find: &str, by: &str| {
+                replaced(&ctx, s, find, by)
+            },
+        )
+        .register_fn(
+            "replace",
+            |ctx: NativeCallContext, s: &mut ImmutableString, find: &str, by: char| {
+                replaced(&ctx, s, find, by.encode_utf8(&mut [0; 4]))
+            },
+        )
+        .register_fn(
+            "replace",
+            |ctx: NativeCallContext, s: &mut ImmutableString, find: char, by: &str| {
+                replaced(&ctx, s, find.encode_utf8(&mut [0; 4]), by)
+            },
+        )
+        .register_fn(
+            "replace",
+            |ctx: NativeCallContext, s: &mut ImmutableString, find: char, by: char| {
+                replaced(
+                    &ctx,
+                    s,
+                    find.encode_utf8(&mut [0; 4]),
+                    by.encode_utf8(&mut [0; 4]),
+                )
+            },
+        );
     engine
         .register_fn(
             "split",

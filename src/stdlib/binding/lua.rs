@@ -15,7 +15,7 @@ use std::ffi::c_int;
 
 use mlua::{Function, IntoLua, Lua, MultiValue, Table, Value as LuaValue, ffi};
 
-use super::{Args, Error, Lang, Module, Name, TypedError, Value};
+use super::{Args, Budget, Error, Lang, Module, Name, TypedError, Value};
 use crate::json;
 
 /// The C half of every bound function; upvalue 1 is its Rust half.
@@ -228,10 +228,24 @@ fn build_now(lua: &Lua, table: &Table) -> mlua::Result<()> {
 fn build_described(lua: &Lua, table: &Table, module: &'static Module) -> mlua::Result<()> {
     for function in module.functions {
         let call = function.call;
+        let name = Name {
+            module: module.name,
+            function: function.name,
+            lang: Lang::Lua,
+        };
         let f = self::function(lua, module.name, function.name, move |lua, args| {
-            let args = Args::new(args.iter().map(|a| from_lua(lua, a)).collect(), Lang::Lua);
-            match call(&args) {
+            let mut budget = Budget::left(lua.used_memory());
+            let result = args
+                .iter()
+                .map(|a| from_lua(lua, a, &mut budget))
+                .collect::<Result<Vec<_>, _>>()
+                .and_then(|values| call(&Args::new(values, Lang::Lua).with_budget(budget)));
+            match result {
                 Ok(value) => to_lua(lua, &value).map(Ok),
+                // As any allocation past the limit: a memory error.
+                Err(error @ Error::OutOfMemory(_)) => {
+                    Err(mlua::Error::MemoryError(error.message(name)))
+                }
                 Err(error) => Ok(Err(error)),
             }
         })?;
@@ -246,62 +260,80 @@ const MAX_TABLE_DEPTH: usize = 32;
 /// A Lua value as the binding carries it. Strings arrive as bytes (Lua strings
 /// are); `json.null` is nil; a table is a list when it carries `json.array_mt` or
 /// its keys are `1..n`, else a map whose number keys become text.
-pub fn from_lua(lua: &Lua, value: &LuaValue) -> Value {
-    from_lua_at(lua, value, 0)
+pub fn from_lua(lua: &Lua, value: &LuaValue, budget: &mut Budget) -> Result<Value, Error> {
+    from_lua_at(lua, value, 0, budget)
 }
 
-fn from_lua_at(lua: &Lua, value: &LuaValue, depth: usize) -> Value {
-    match value {
+/// What the binding counts for each value it converts, besides its bytes.
+const VALUE_BYTES: usize = 48;
+
+fn from_lua_at(
+    lua: &Lua,
+    value: &LuaValue,
+    depth: usize,
+    budget: &mut Budget,
+) -> Result<Value, Error> {
+    budget.take(VALUE_BYTES, "the arguments")?;
+    Ok(match value {
         LuaValue::Nil => Value::Nil,
         LuaValue::Boolean(b) => Value::Bool(*b),
         LuaValue::Integer(i) => Value::Int(*i),
         LuaValue::Number(n) => Value::Float(*n),
-        LuaValue::String(s) => Value::Bytes(s.as_bytes().to_vec()),
+        LuaValue::String(s) => {
+            let bytes = s.as_bytes();
+            budget.take(bytes.len(), "the arguments")?;
+            Value::Bytes(bytes.to_vec())
+        }
         LuaValue::LightUserData(p) if p.0.is_null() => Value::Nil,
-        LuaValue::Table(t) if depth < MAX_TABLE_DEPTH => table_from_lua(lua, t, depth),
+        LuaValue::Table(t) if depth < MAX_TABLE_DEPTH => table_from_lua(lua, t, depth, budget)?,
         other => Value::Other(other.type_name()),
-    }
+    })
 }
 
-fn table_from_lua(lua: &Lua, table: &Table, depth: usize) -> Value {
+fn table_from_lua(
+    lua: &Lua,
+    table: &Table,
+    depth: usize,
+    budget: &mut Budget,
+) -> Result<Value, Error> {
     let len = table.raw_len();
     let is_array = table
         .metatable()
         .is_some_and(|mt| mt == json::lua::Codec::array_mt(lua));
-    let mut entries: Vec<(LuaValue, LuaValue)> = table
-        .pairs::<LuaValue, LuaValue>()
-        .filter_map(Result::ok)
-        .collect();
+    let mut entries: Vec<(LuaValue, LuaValue)> = Vec::new();
+    for pair in table.pairs::<LuaValue, LuaValue>() {
+        let Ok(pair) = pair else { continue };
+        budget.take(VALUE_BYTES, "the arguments")?;
+        entries.push(pair);
+    }
     if is_array || (len > 0 && entries.len() == len) {
         entries.sort_by_key(|(k, _)| match k {
             LuaValue::Integer(i) => *i,
             _ => i64::MAX,
         });
-        return Value::List(
-            entries
-                .iter()
-                .filter(|(k, _)| matches!(k, LuaValue::Integer(_)))
-                .map(|(_, v)| from_lua_at(lua, v, depth + 1))
-                .collect(),
-        );
+        return entries
+            .iter()
+            .filter(|(k, _)| matches!(k, LuaValue::Integer(_)))
+            .map(|(_, v)| from_lua_at(lua, v, depth + 1, budget))
+            .collect::<Result<_, _>>()
+            .map(Value::List);
     }
     if entries.is_empty() {
-        return Value::List(Vec::new());
+        return Ok(Value::List(Vec::new()));
     }
-    let mut map: Vec<(String, Value)> = entries
-        .iter()
-        .filter_map(|(k, v)| {
-            let key = match k {
-                LuaValue::String(s) => s.to_string_lossy(),
-                LuaValue::Integer(i) => i.to_string(),
-                LuaValue::Number(n) => n.to_string(),
-                _ => return None,
-            };
-            Some((key, from_lua_at(lua, v, depth + 1)))
-        })
-        .collect();
+    let mut map = Vec::with_capacity(entries.len());
+    for (k, v) in &entries {
+        let key = match k {
+            LuaValue::String(s) => s.to_string_lossy(),
+            LuaValue::Integer(i) => i.to_string(),
+            LuaValue::Number(n) => n.to_string(),
+            _ => continue,
+        };
+        budget.take(key.len(), "the arguments")?;
+        map.push((key, from_lua_at(lua, v, depth + 1, budget)?));
+    }
     map.sort_by(|a, b| a.0.cmp(&b.0));
-    Value::Map(map)
+    Ok(Value::Map(map))
 }
 
 /// A binding value in Lua: text and bytes as strings, lists as tables carrying

@@ -53,6 +53,9 @@ pub enum Error {
     Argument(usize, String),
     /// The call failed for another reason.
     Failed(String),
+    /// The call would take more memory than the script has left (its arguments'
+    /// copies, its result): raised as running out of memory, `detail` saying what.
+    OutOfMemory(String),
     /// A typed error (SPEC 5): a table / map with `errorType` and `errorMessage`
     /// (and any further fields), raised as it is.
     #[allow(
@@ -82,6 +85,7 @@ impl Error {
         match self {
             Error::Argument(index, detail) => format!("{function}: argument {index} {detail}"),
             Error::Failed(message) => format!("{function}: {message}"),
+            Error::OutOfMemory(detail) => format!("{function}: {detail}"),
             Error::Typed(typed) => typed.message.clone(),
         }
     }
@@ -113,15 +117,66 @@ pub enum Lang {
     Rhai,
 }
 
+/// What a call may still allocate on the script's behalf, in bytes: the copies
+/// of its arguments and its result count against the script's memory limit, as
+/// the script's own values do (a 50 MB string hex-encoded is 150 MB more).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget(usize);
+
+impl Budget {
+    /// The memory the script has left, with `used` bytes in use.
+    pub fn left(used: usize) -> Self {
+        Budget(crate::limits::script_memory().saturating_sub(used))
+    }
+
+    pub fn unlimited() -> Self {
+        Budget(usize::MAX)
+    }
+
+    /// Takes `bytes` from the budget; [`Error::OutOfMemory`] when there are not
+    /// as many left.
+    pub fn take(&mut self, bytes: usize, what: &str) -> Result<(), Error> {
+        match self.0.checked_sub(bytes) {
+            Some(left) => {
+                self.0 = left;
+                Ok(())
+            }
+            None => Err(Error::OutOfMemory(format!(
+                "not enough memory for {what} ({bytes} bytes; the script's memory limit leaves {})",
+                self.0
+            ))),
+        }
+    }
+}
+
 /// A call's arguments, converted from the script's values.
 pub struct Args {
     values: Vec<Value>,
     lang: Lang,
+    budget: Budget,
 }
 
 impl Args {
     pub fn new(values: Vec<Value>, lang: Lang) -> Self {
-        Args { values, lang }
+        Args {
+            values,
+            lang,
+            budget: Budget::unlimited(),
+        }
+    }
+
+    /// What the call may still allocate: see [`Args::reserve`].
+    pub fn with_budget(mut self, budget: Budget) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// Checks that a result of `bytes` fits what the script has left, before it
+    /// is built: functions whose result can be much larger than their arguments
+    /// (encoders) call it.
+    pub fn reserve(&self, bytes: usize) -> Result<(), Error> {
+        let mut budget = self.budget;
+        budget.take(bytes, "the result")
     }
 
     fn get(&self, index: usize) -> &Value {

@@ -9,9 +9,11 @@
 
 use std::collections::BTreeMap;
 
-use rhai::{Array, Blob, Dynamic, EvalAltResult, FLOAT, INT, Map, NativeCallContext};
+use rhai::{
+    Array, Blob, Dynamic, EvalAltResult, FLOAT, INT, ImmutableString, Map, NativeCallContext,
+};
 
-use super::{Args, Error, Function, Lang, Module, Name, TypedError, Value};
+use super::{Args, Budget, Error, Function, Lang, Module, Name, TypedError, Value};
 
 /// A static module being built, with what its definitions file will say.
 pub struct ModuleBuilder {
@@ -137,9 +139,14 @@ impl ModuleBuilder {
             lang: Lang::Rhai,
         };
         let call = move |ctx: &NativeCallContext, args: &[Dynamic]| {
-            let args = Args::new(args.iter().map(from_rhai).collect(), Lang::Rhai);
+            let mut budget = Budget::left(crate::memory::thread_heap());
             let twin = function.rhai_blob_twin.map(qualified);
-            (function.call)(&args)
+            args.iter()
+                .map(|a| from_rhai(a, &mut budget))
+                .collect::<Result<Vec<_>, _>>()
+                .and_then(|values| {
+                    (function.call)(&Args::new(values, Lang::Rhai).with_budget(budget))
+                })
                 .and_then(|value| to_rhai(value, blob, twin))
                 .map_err(|e| throw(ctx, &e, qualified(name)))
         };
@@ -262,6 +269,13 @@ impl Definitions {
 /// the function (or a typed error's map), as a script's `throw` would.
 pub fn throw(ctx: &NativeCallContext, error: &Error, function: Name) -> Box<EvalAltResult> {
     let value = match error {
+        // As Rhai's own size limits: `Runtime.OutOfMemory` unless caught.
+        Error::OutOfMemory(_) => {
+            return Box::new(EvalAltResult::ErrorDataTooLarge(
+                TOO_LARGE_FOR_MEMORY.into(),
+                ctx.call_position(),
+            ));
+        }
         Error::Typed(TypedError {
             error_type,
             message,
@@ -283,13 +297,21 @@ pub fn throw(ctx: &NativeCallContext, error: &Error, function: Name) -> Box<Eval
 /// Arrays and maps deeper than this are not converted (an argument, not a document).
 const MAX_DEPTH: usize = 32;
 
-/// A Rhai value as the binding carries it.
-pub fn from_rhai(value: &Dynamic) -> Value {
-    from_rhai_at(value, 0)
+/// What Rhai's size-limit error names when a stdlib call's arguments or result
+/// would not fit in the script's memory.
+pub const TOO_LARGE_FOR_MEMORY: &str = "Size of a stdlib call's data";
+
+/// A Rhai value as the binding carries it; the copies count against `budget`.
+pub fn from_rhai(value: &Dynamic, budget: &mut Budget) -> Result<Value, Error> {
+    from_rhai_at(value, 0, budget)
 }
 
-fn from_rhai_at(value: &Dynamic, depth: usize) -> Value {
-    if value.is_unit() {
+/// What the binding counts for each value it converts, besides its bytes.
+const VALUE_BYTES: usize = 48;
+
+fn from_rhai_at(value: &Dynamic, depth: usize, budget: &mut Budget) -> Result<Value, Error> {
+    budget.take(VALUE_BYTES, "the arguments")?;
+    Ok(if value.is_unit() {
         Value::Nil
     } else if let Ok(b) = value.as_bool() {
         Value::Bool(b)
@@ -297,34 +319,34 @@ fn from_rhai_at(value: &Dynamic, depth: usize) -> Value {
         Value::Int(i)
     } else if let Ok(f) = value.as_float() {
         Value::Float(f)
-    } else if value.is_string() || value.is_char() {
+    } else if let Some(s) = value.read_lock::<ImmutableString>() {
+        budget.take(s.len(), "the arguments")?;
+        Value::Text(s.to_string())
+    } else if value.is_char() {
         Value::Text(value.to_string())
-    } else if value.is_blob() {
-        Value::Bytes(
-            value
-                .read_lock::<Blob>()
-                .map(|b| b.clone())
-                .unwrap_or_default(),
-        )
+    } else if let Some(blob) = value.read_lock::<Blob>() {
+        budget.take(blob.len(), "the arguments")?;
+        Value::Bytes(blob.clone())
     } else if value.is_array() && depth < MAX_DEPTH {
-        let items = value
-            .read_lock::<Array>()
-            .map(|a| a.iter().map(|v| from_rhai_at(v, depth + 1)).collect())
-            .unwrap_or_default();
+        let mut items = Vec::new();
+        if let Some(array) = value.read_lock::<Array>() {
+            for item in array.iter() {
+                items.push(from_rhai_at(item, depth + 1, budget)?);
+            }
+        }
         Value::List(items)
     } else if value.is_map() && depth < MAX_DEPTH {
-        let entries = value
-            .read_lock::<Map>()
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.to_string(), from_rhai_at(v, depth + 1)))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut entries = Vec::new();
+        if let Some(map) = value.read_lock::<Map>() {
+            for (key, item) in map.iter() {
+                budget.take(key.len(), "the arguments")?;
+                entries.push((key.to_string(), from_rhai_at(item, depth + 1, budget)?));
+            }
+        }
         Value::Map(entries)
     } else {
         Value::Other(value.type_name())
-    }
+    })
 }
 
 /// A binding value in Rhai. [`Value::Decoded`] is a Blob for a Blob twin
