@@ -375,28 +375,41 @@ impl Writer {
             self.put(&escaped);
             result
         } else {
-            if check_utf8 {
-                std::str::from_utf8(bytes)?;
-            }
-            let total = escaped_len(bytes);
-            let mut stored = 0;
-            if room > 0 {
-                // Escaping never shortens text: `room` input bytes (back to a
-                // character's start) make at least the head that fits. Without its
-                // closing quote, the head's text is the start of the whole's.
-                let mut end = room.min(bytes.len());
-                while end > 0 && end < bytes.len() && bytes[end] & 0xC0 == 0x80 {
-                    end -= 1;
-                }
-                let mut head = Vec::with_capacity(room + 8);
-                escape_into(&mut head, &bytes[..end], false).expect("checked");
-                head.pop();
-                stored = head.len().min(room);
-                self.out.extend_from_slice(&head[..stored]);
-            }
-            self.overflow = self.overflow.saturating_add(total - stored);
-            Ok(())
+            self.escaped_head(bytes, check_utf8, room)
         }
+    }
+
+    /// [`Writer::escaped`] for a string longer than the room left: its head is
+    /// stored, the rest measured. Out of line: the common case stays small.
+    #[cold]
+    #[inline(never)]
+    fn escaped_head(
+        &mut self,
+        bytes: &[u8],
+        check_utf8: bool,
+        room: usize,
+    ) -> Result<(), std::str::Utf8Error> {
+        if check_utf8 {
+            std::str::from_utf8(bytes)?;
+        }
+        let total = escaped_len(bytes);
+        let mut stored = 0;
+        if room > 0 {
+            // Escaping never shortens text: `room` input bytes (back to a
+            // character's start) make at least the head that fits. Without its
+            // closing quote, the head's text is the start of the whole's.
+            let mut end = room.min(bytes.len());
+            while end > 0 && end < bytes.len() && bytes[end] & 0xC0 == 0x80 {
+                end -= 1;
+            }
+            let mut head = Vec::with_capacity(room + 8);
+            escape_into(&mut head, &bytes[..end], false).expect("checked");
+            head.pop();
+            stored = head.len().min(room);
+            self.out.extend_from_slice(&head[..stored]);
+        }
+        self.overflow = self.overflow.saturating_add(total - stored);
+        Ok(())
     }
 
     pub fn begin_array(&mut self) {

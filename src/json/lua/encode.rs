@@ -235,8 +235,9 @@ impl RawEncoder<'_, '_> {
         unsafe { stack.push_nil() };
         loop {
             if count % BATCH == 0 {
+                // Small tables (one batch) are not worth a look at the memory.
                 let working = self.entries.capacity() * size_of::<Entry>();
-                if stack.over_memory_limit(working + self.writer.stored_len()) {
+                if count > 0 && stack.over_memory_limit(working + self.writer.stored_len()) {
                     return Err(EncodeError::out_of_memory(format!(
                         "a table of over {count} entries does not fit in the memory left \
                          to encode it"
