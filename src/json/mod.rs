@@ -364,6 +364,7 @@ impl Writer {
     /// least its unescaped length does; else only its head, as much as the limit
     /// leaves room for, is escaped and stored, and the rest measured (a huge string
     /// is never copied past the limit).
+    #[inline]
     fn escaped(&mut self, bytes: &[u8], check_utf8: bool) -> Result<(), std::str::Utf8Error> {
         let room = self.room();
         // An escaped string is at most 6 bytes per input byte, plus quotes.

@@ -47,7 +47,7 @@ pub fn decode(lua: &Lua, bytes: &[u8]) -> Result<Value, DecodeError> {
     let value = with_raw_stack(lua, (Value::Nil, array_mt, key_strings), |stack| {
         if !stack.over_memory_limit(bytes.len().saturating_mul(Budget::MAX_BYTES_PER_BYTE)) {
             // Even at its largest the document fits: no need to look again.
-            budget.countdown.set(u32::MAX);
+            budget.countdown.set(usize::MAX);
         }
         let seed = RawSeed {
             stack,
@@ -103,7 +103,7 @@ struct RawSeed<'k, 's> {
 #[derive(Default)]
 struct Budget {
     /// Items left before the next look.
-    countdown: Cell<u32>,
+    countdown: Cell<usize>,
     /// Items decoded so far.
     items: Cell<usize>,
     exceeded: Cell<bool>,
@@ -112,7 +112,7 @@ struct Budget {
 impl Budget {
     /// Items decoded between two looks at the state's memory: each item is at most
     /// as large as the text it comes from, so the limit is overrun by little.
-    const ITEMS_PER_LOOK: u32 = 1024;
+    const ITEMS_PER_LOOK: usize = 1024;
     /// What the allocator keeps for itself per item, which Lua's count leaves
     /// out (glibc: 8 to 16 bytes a block): an event of millions of tiny values
     /// would otherwise take the process past the function's memory.
@@ -145,16 +145,18 @@ impl RawSeed<'_, '_> {
         Ok(())
     }
 
-    /// Counts an item; now and then, fails when the state is over its memory
-    /// limit (the decode then ends as out of memory).
-    fn tick<E: de::Error>(self) -> Result<(), E> {
+    /// Counts `n` items just made (a container's, when it ends, or a batch of a
+    /// long one); now and then, fails when the state is over its memory limit (the
+    /// decode then ends as out of memory). Counting by containers, not items,
+    /// keeps this off the path of every value.
+    fn tick<E: de::Error>(self, n: usize) -> Result<(), E> {
         let left = self.budget.countdown.get();
-        if left > 0 {
-            self.budget.countdown.set(left - 1);
+        if n < left {
+            self.budget.countdown.set(left - n);
             return Ok(());
         }
         self.budget.countdown.set(Budget::ITEMS_PER_LOOK);
-        let items = self.budget.items.get() + Budget::ITEMS_PER_LOOK as usize;
+        let items = self.budget.items.get() + n;
         self.budget.items.set(items);
         if self
             .stack
@@ -246,11 +248,14 @@ impl<'de> Visitor<'de> for RawSeed<'_, '_> {
         let element = self.item(KeyCache::element_hint(self.hint));
         let mut count: usize = 0;
         while seq.next_element_seed(element)?.is_some() {
-            element.tick()?;
             count += 1;
             // SAFETY: rule 5: the table at `table`, the element on top.
             unsafe { stack.set_index(table, count as i64) };
+            if count.is_multiple_of(Budget::ITEMS_PER_LOOK) {
+                self.tick(Budget::ITEMS_PER_LOOK)?;
+            }
         }
+        self.tick(count % Budget::ITEMS_PER_LOOK + 1)?;
         self.record_size(count);
         // SAFETY: rule 2: the element's slot is free again; rule 5: the
         // metatable is an argument of the raw call.
@@ -270,12 +275,15 @@ impl<'de> Visitor<'de> for RawSeed<'_, '_> {
         // In document order, so a repeated key keeps its last value, as in JavaScript.
         while let Some(hint) = map.next_key_seed(KeySeed(self))? {
             map.next_value_seed(self.item(hint))?;
-            self.tick()?;
             // SAFETY: rule 5: the table at `table`, its key and value on top (a
             // JSON key is a string: neither nil nor NaN).
             unsafe { stack.set_member(table) };
             count += 1;
+            if count.is_multiple_of(Budget::ITEMS_PER_LOOK) {
+                self.tick(Budget::ITEMS_PER_LOOK)?;
+            }
         }
+        self.tick(count % Budget::ITEMS_PER_LOOK + 1)?;
         self.record_size(count);
         Ok(())
     }
