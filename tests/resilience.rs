@@ -119,25 +119,14 @@ fn main(event, context) {
 }
 "#;
 
-#[derive(Clone, Copy, Debug)]
-enum Lang {
-    Lua,
-    Rhai,
-}
+/// The handler's file name, without its extension.
+const STEM: &str = "counter";
 
-impl Lang {
-    fn file(self) -> &'static str {
-        match self {
-            Lang::Lua => "counter.lua",
-            Lang::Rhai => "counter.rhai",
-        }
-    }
-
-    fn script(self) -> &'static str {
-        match self {
-            Lang::Lua => COUNTER_LUA,
-            Lang::Rhai => COUNTER_RHAI,
-        }
+/// The handler's file and text in `lang`.
+fn handler(lang: Lang) -> (String, &'static str) {
+    match lang {
+        Lang::Lua => (lang.file(STEM), COUNTER_LUA),
+        Lang::Rhai => (lang.file(STEM), COUNTER_RHAI),
     }
 }
 
@@ -148,13 +137,14 @@ fn counter(name: &str, lang: Lang) -> Scenario {
 
 fn counter_with_env(name: &str, lang: Lang, env: &[(&str, &str)]) -> Scenario {
     let mut s = written(name, lang);
-    s.start_with_env(lang.file(), env);
+    s.start_with_env(&lang.file(STEM), env);
     s
 }
 
 fn written(name: &str, lang: Lang) -> Scenario {
     let s = Scenario::new(&format!("{name}_{lang:?}"));
-    s.write(lang.file(), lang.script());
+    let (file, script) = handler(lang);
+    s.write(&file, script);
     s
 }
 
@@ -306,7 +296,7 @@ fn import_cycles_and_eval_are_script_errors_rhai() {
         "lib/cycle.rhai",
         "import \"lib/cycle\" as again;\nfn f() { 1 }\n",
     );
-    s.start(Lang::Rhai.file());
+    s.start(&Lang::Rhai.file(STEM));
     check_normal(&mut s, "warm", 1);
     let post = s.answer(Invocation::new("cycle", event("import_cycle")));
     assert_eq!(post.kind, PostKind::Error, "{}", post.text());
@@ -714,7 +704,7 @@ fn post_5xx_is_retried_and_answered_once_rhai() {
 /// once it does.
 fn check_api_listening_late(lang: Lang) {
     let mut s = written("api_late", lang);
-    s.start_before_api(lang.file(), Duration::from_secs(1));
+    s.start_before_api(&lang.file(STEM), Duration::from_secs(1));
     check_normal(&mut s, "first", 1);
     check_normal(&mut s, "second", 2);
     assert_eq!(s.api.connections(), 1, "one connection once the API is up");
@@ -761,7 +751,7 @@ fn next_dropped_is_asked_again() {
     let mut s = written("next_dropped", Lang::Lua);
     // lure's first /next meets the drop.
     s.api.script_next(Reply::Drop);
-    s.start(Lang::Lua.file());
+    s.start(&Lang::Lua.file(STEM));
     check_normal(&mut s, "after-next-drop", 1);
     check_normal(&mut s, "again", 2);
     assert!(s.api.log().next_requests >= 3, "asked again after the drop");
@@ -775,7 +765,7 @@ fn connections_closed_by_the_api_between_requests_are_replaced() {
     for lang in [Lang::Lua, Lang::Rhai] {
         let mut s = written("closed_idle", lang);
         s.api.close_after_each_answer();
-        s.start(lang.file());
+        s.start(&lang.file(STEM));
         for i in 1..=5 {
             check_normal(&mut s, &format!("closed-{i}"), i);
         }
@@ -799,7 +789,7 @@ fn next_5xx_makes_lure_exit_non_zero() {
     for (lang, status) in [(Lang::Lua, 500), (Lang::Rhai, 503)] {
         let mut s = written("next_5xx", lang);
         s.api.script_next(Reply::Status(status));
-        s.start(lang.file());
+        s.start(&lang.file(STEM));
         let exit = s.wait_exit();
         if exit.success() {
             s.fail(&format!(

@@ -43,6 +43,23 @@ pub use scratch::Scratch;
 /// How long any wait may take before the test fails: generous, for a noisy 2-core CI.
 pub const WAIT: Duration = Duration::from_secs(30);
 
+/// The two languages, for tests that run a handler written in each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lang {
+    Lua,
+    Rhai,
+}
+
+impl Lang {
+    /// `stem` with the language's extension: `app.lua`, `app.rhai`.
+    pub fn file(self, stem: &str) -> String {
+        match self {
+            Lang::Lua => format!("{stem}.lua"),
+            Lang::Rhai => format!("{stem}.rhai"),
+        }
+    }
+}
+
 /// One fake Runtime API, one scratch task root, at most one running `lure`.
 pub struct Scenario {
     // Field order is drop order: kill lure before the API goes away.

@@ -67,6 +67,60 @@ fn replaced(
     Ok(())
 }
 
+/// Registers `name` for a string or character delimiter, with and without a
+/// count of segments: `split`/`splitn` or `rsplit`/`rsplitn` on `str`.
+macro_rules! register_splits {
+    ($engine:expr, $name:literal, $split:ident, $splitn:ident) => {
+        $engine
+            .register_fn(
+                $name,
+                |ctx: NativeCallContext, s: &mut ImmutableString, d: &str| -> Result<Array> {
+                    if whole(s, d) {
+                        return Ok(one(s));
+                    }
+                    checked(&ctx, s.$split(d).count(), s.$split(d))
+                },
+            )
+            .register_fn(
+                $name,
+                |ctx: NativeCallContext,
+                 s: &mut ImmutableString,
+                 d: &str,
+                 n: INT|
+                 -> Result<Array> {
+                    if n <= 1 || whole(s, d) {
+                        return Ok(one(s));
+                    }
+                    let n = segments(n);
+                    checked(&ctx, s.$splitn(n, d).count(), s.$splitn(n, d))
+                },
+            )
+            .register_fn(
+                $name,
+                |ctx: NativeCallContext, s: &mut ImmutableString, d: char| -> Result<Array> {
+                    if s.is_empty() || !s.contains(d) {
+                        return Ok(one(s));
+                    }
+                    checked(&ctx, s.$split(d).count(), s.$split(d))
+                },
+            )
+            .register_fn(
+                $name,
+                |ctx: NativeCallContext,
+                 s: &mut ImmutableString,
+                 d: char,
+                 n: INT|
+                 -> Result<Array> {
+                    if n <= 1 || s.is_empty() || !s.contains(d) {
+                        return Ok(one(s));
+                    }
+                    let n = segments(n);
+                    checked(&ctx, s.$splitn(n, d).count(), s.$splitn(n, d))
+                },
+            );
+    };
+}
+
 pub fn register(engine: &mut rhai::Engine) {
     engine
         .register_fn(
@@ -98,45 +152,9 @@ pub fn register(engine: &mut rhai::Engine) {
                 )
             },
         );
+    register_splits!(engine, "split", split, splitn);
+    register_splits!(engine, "split_rev", rsplit, rsplitn);
     engine
-        .register_fn(
-            "split",
-            |ctx: NativeCallContext, s: &mut ImmutableString, d: &str| -> Result<Array> {
-                if whole(s, d) {
-                    return Ok(one(s));
-                }
-                checked(&ctx, s.split(d).count(), s.split(d))
-            },
-        )
-        .register_fn(
-            "split",
-            |ctx: NativeCallContext, s: &mut ImmutableString, d: &str, n: INT| -> Result<Array> {
-                if n <= 1 || whole(s, d) {
-                    return Ok(one(s));
-                }
-                let n = segments(n);
-                checked(&ctx, s.splitn(n, d).count(), s.splitn(n, d))
-            },
-        )
-        .register_fn(
-            "split",
-            |ctx: NativeCallContext, s: &mut ImmutableString, d: char| -> Result<Array> {
-                if s.is_empty() || !s.contains(d) {
-                    return Ok(one(s));
-                }
-                checked(&ctx, s.split(d).count(), s.split(d))
-            },
-        )
-        .register_fn(
-            "split",
-            |ctx: NativeCallContext, s: &mut ImmutableString, d: char, n: INT| -> Result<Array> {
-                if n <= 1 || s.is_empty() || !s.contains(d) {
-                    return Ok(one(s));
-                }
-                let n = segments(n);
-                checked(&ctx, s.splitn(n, d).count(), s.splitn(n, d))
-            },
-        )
         .register_fn(
             "split",
             |ctx: NativeCallContext, s: &mut ImmutableString| -> Result<Array> {
@@ -144,44 +162,6 @@ pub fn register(engine: &mut rhai::Engine) {
                     return Ok(one(s));
                 }
                 checked(&ctx, s.split_whitespace().count(), s.split_whitespace())
-            },
-        )
-        .register_fn(
-            "split_rev",
-            |ctx: NativeCallContext, s: &mut ImmutableString, d: &str| -> Result<Array> {
-                if whole(s, d) {
-                    return Ok(one(s));
-                }
-                checked(&ctx, s.rsplit(d).count(), s.rsplit(d))
-            },
-        )
-        .register_fn(
-            "split_rev",
-            |ctx: NativeCallContext, s: &mut ImmutableString, d: &str, n: INT| -> Result<Array> {
-                if n <= 1 || whole(s, d) {
-                    return Ok(one(s));
-                }
-                let n = segments(n);
-                checked(&ctx, s.rsplitn(n, d).count(), s.rsplitn(n, d))
-            },
-        )
-        .register_fn(
-            "split_rev",
-            |ctx: NativeCallContext, s: &mut ImmutableString, d: char| -> Result<Array> {
-                if s.is_empty() || !s.contains(d) {
-                    return Ok(one(s));
-                }
-                checked(&ctx, s.rsplit(d).count(), s.rsplit(d))
-            },
-        )
-        .register_fn(
-            "split_rev",
-            |ctx: NativeCallContext, s: &mut ImmutableString, d: char, n: INT| -> Result<Array> {
-                if n <= 1 || s.is_empty() || !s.contains(d) {
-                    return Ok(one(s));
-                }
-                let n = segments(n);
-                checked(&ctx, s.rsplitn(n, d).count(), s.rsplitn(n, d))
             },
         )
         .register_fn(
