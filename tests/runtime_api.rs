@@ -869,3 +869,59 @@ fn fault_hook_a_5xx_on_a_post_is_retried() {
     assert_eq!(statuses, [(Some("f1"), Some(500)), (Some("f1"), Some(202))]);
     assert_eq!(posts[0].body, posts[1].body, "the same body again");
 }
+
+// ---------------------------------------------------------------------------
+// Proxy variables are for the function's own calls, never for the Runtime API
+// (SPEC §3): a function configured with a proxy still reaches Lambda.
+
+/// A listener standing for a forward proxy: counts the connections it gets.
+fn counting_proxy() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&count);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            seen.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    (url, count)
+}
+
+#[test]
+fn proxy_variables_never_carry_the_runtime_api() {
+    let (proxy, connections) = counting_proxy();
+    let env: Vec<(&str, &str)> = [
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ]
+    .into_iter()
+    .map(|name| (name, proxy.as_str()))
+    .collect();
+
+    let mut s = Scenario::new("proxy_env");
+    s.write("hello.lua", r#"function main(event) return "direct" end"#);
+    s.start_with_env("hello.lua", &env);
+    for id in ["p1", "p2"] {
+        let post = s.answer(Invocation::new(id, "{}"));
+        assert_eq!(post.text(), r#""direct""#);
+    }
+
+    // An init error is posted directly too.
+    let mut s = Scenario::new("proxy_env_init");
+    s.start_with_env("nothing.lua", &env);
+    assert!(!s.wait_exit().success());
+    assert_eq!(s.api.posts()[0].path, "/2018-06-01/runtime/init/error");
+    assert_eq!(
+        connections.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the proxy was used"
+    );
+}

@@ -108,6 +108,9 @@ impl RuntimeApi {
             .map_err(|e| ApiError::BadAddress(format!("'{address}': {e}")))?;
         let agent = ureq::Agent::with_parts(
             ureq::Agent::config_builder()
+                // The Runtime API is local to the sandbox: proxy variables the
+                // function sets are for its own calls (SPEC 3), never for this one.
+                .proxy(None)
                 .http_status_as_error(false)
                 .max_redirects(0)
                 .user_agent(concat!("lure/", env!("CARGO_PKG_VERSION")))
