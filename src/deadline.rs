@@ -49,16 +49,25 @@ pub fn check() -> bool {
     passed
 }
 
+/// How long until the stop (`None`: no deadline known); zero once it has passed.
+pub fn time_left() -> Option<Duration> {
+    STOP.get()
+        .map(|stop| stop.saturating_duration_since(Instant::now()))
+}
+
+/// Marks the stop as reached: a wait that the stop cut short (an HTTP call) ends
+/// the invocation as `Runtime.Timeout`, even if the script catches its error.
+pub fn expire() {
+    EXPIRED.set(true);
+}
+
 /// Waits for `wanted`, or until the stop if that comes first; false when the
 /// wait was cut short by the stop (which then counts as reached).
 pub fn wait(wanted: Duration) -> bool {
-    let left = STOP
-        .get()
-        .map(|stop| stop.saturating_duration_since(Instant::now()));
-    match left {
+    match time_left() {
         Some(left) if left < wanted => {
             std::thread::sleep(left);
-            EXPIRED.set(true);
+            expire();
             false
         }
         _ => {

@@ -17,6 +17,7 @@ mod diagnostic;
 mod engine;
 mod env_vars;
 pub mod handler_spec;
+mod http;
 pub mod json;
 mod lambda;
 mod limits;

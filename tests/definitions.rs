@@ -23,10 +23,16 @@ const STDLIB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/stdlib");
 
 /// Runs `lure invoke HANDLER` in `scratch`'s task root; the response body.
 fn invoke(scratch: &Scratch, handler: &str) -> Value {
+    invoke_with_env(scratch, handler, &[])
+}
+
+/// [`invoke`] with `env` set for lure.
+fn invoke_with_env(scratch: &Scratch, handler: &str, env: &[(&str, &str)]) -> Value {
     let output = Command::new(LURE)
         .args(["invoke", handler, "--task-root"])
         .arg(scratch.task_root())
         .env_clear()
+        .envs(env.iter().copied())
         .output()
         .expect("run lure invoke");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -125,6 +131,8 @@ function main(event, context)
     end
   end
   modules.LambdaContext = functions(context)
+  -- The methods of an `http` response, from a real one.
+  modules.Response = functions(getmetatable(http.get(os.getenv("WEB"))).__index)
   return modules
 end
 "#;
@@ -133,7 +141,8 @@ end
 fn lua_definitions_declare_exactly_the_functions_scripts_get() {
     let scratch = Scratch::new("lua_definitions");
     scratch.write("list.lua", LIST_LUA_FUNCTIONS);
-    let live = invoke(&scratch, "list.lua");
+    let web = support::web::WebServer::http();
+    let live = invoke_with_env(&scratch, "list.lua", &[("WEB", &web.url("/json"))]);
     let live: BTreeMap<String, BTreeSet<String>> = live
         .as_object()
         .expect("an object of modules")

@@ -7,11 +7,14 @@
 //! and log the same lines, so a difference between the engines shows up here.
 //! The response, the product, is snapshotted as raw text.
 
+mod support;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
+use support::web::{Ca, WebServer};
 
 const LURE: &str = env!("CARGO_BIN_EXE_lure");
 const CRATE_ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -37,6 +40,7 @@ example_tests! {
     api_gateway: succeeds_alike,
     sqs_batch: succeeds_alike,
     custom_error: fails_alike,
+    github_repo: calls_a_local_api_alike,
 }
 
 /// What one `lure invoke` did.
@@ -78,6 +82,11 @@ impl Run {
 /// Runs `lure invoke HANDLER --task-root scripts --event EVENT` in the crate
 /// root. `stdin` is fed to lure, for `--event -`.
 fn lure_invoke(handler: &str, event: &str, stdin: Option<&str>) -> Run {
+    lure_invoke_with(handler, event, stdin, &[])
+}
+
+/// [`lure_invoke`] with `env` set for lure.
+fn lure_invoke_with(handler: &str, event: &str, stdin: Option<&str>, env: &[(&str, &str)]) -> Run {
     let args = [
         "invoke",
         handler,
@@ -93,6 +102,7 @@ fn lure_invoke(handler: &str, event: &str, stdin: Option<&str>) -> Run {
         .env_remove("AWS_LAMBDA_LOG_FORMAT")
         .env_remove("AWS_LAMBDA_LOG_LEVEL")
         .env_remove("_LAMBDA_TELEMETRY_LOG_FD")
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -161,6 +171,54 @@ fn succeeds_alike(name: &str) {
         command_line(&format!("{name}.handler"), name)
     );
     snapshot_settings(description).bind(|| insta::assert_snapshot!(name, lua.stdout));
+}
+
+/// The example calls an HTTPS API: here a local stand-in with a certificate of
+/// the test's own CA (`API_BASE_URL`, `LURE_EXTRA_CA_CERTS`). It succeeds in both
+/// languages alike on its sample event, and a repository the API does not know
+/// is the example's typed error.
+fn calls_a_local_api_alike(name: &str) {
+    let ca = Ca::new("lure example CA");
+    let api = WebServer::https(ca.server_config());
+    let ca_file = std::env::temp_dir().join(format!("lure-{name}-{}-ca.pem", std::process::id()));
+    std::fs::write(&ca_file, ca.pem()).expect("write the CA");
+    let ca_path = ca_file.to_string_lossy().into_owned();
+    let env = [
+        ("API_BASE_URL", api.base.as_str()),
+        ("LURE_EXTRA_CA_CERTS", ca_path.as_str()),
+    ];
+    let event = format!("scripts/events/{name}.json");
+    let run = |handler: &str, event: &str, stdin: Option<&str>| {
+        lure_invoke_with(handler, event, stdin, &env)
+    };
+    let (lua, rhai) = (
+        run(&format!("{name}.handler"), &event, None),
+        run(&format!("rhai/{name}.handler"), &event, None),
+    );
+    lua.assert_exit_code(0);
+    rhai.assert_exit_code(0);
+    assert_eq!(rhai.stdout, lua.stdout, "Lua and Rhai responses differ");
+    let description = format!(
+        "{} with API_BASE_URL set to a local stand-in for api.github.com (rhai/{name}.handler prints the same)",
+        command_line(&format!("{name}.handler"), name)
+    );
+    snapshot_settings(description).bind(|| insta::assert_snapshot!(name, lua.stdout));
+    let sent = &api.requests()[0];
+    assert_eq!(sent.path, "/repos/rust-lang/rust");
+    assert_eq!(sent.header("accept"), Some("application/vnd.github+json"));
+
+    let missing = r#"{"owner": "rust-lang", "repo": "no-such-repo"}"#;
+    for handler in [format!("{name}.handler"), format!("rhai/{name}.handler")] {
+        let run = run(&handler, "-", Some(missing));
+        run.assert_exit_code(1);
+        let error = without_stack_trace(&run.stdout);
+        assert_eq!(error["errorType"], "RepositoryNotFound", "{handler}");
+        assert_eq!(
+            error["errorMessage"],
+            "no repository rust-lang/no-such-repo"
+        );
+    }
+    let _ = std::fs::remove_file(ca_file);
 }
 
 /// The example fails in both languages with the same error type and message.

@@ -15,6 +15,7 @@ const LUA: &[(&str, &str)] = &[
     ("base64.lua", include_str!("../../stdlib/lua/base64.lua")),
     ("crypto.lua", include_str!("../../stdlib/lua/crypto.lua")),
     ("hex.lua", include_str!("../../stdlib/lua/hex.lua")),
+    ("http.lua", include_str!("../../stdlib/lua/http.lua")),
     ("json.lua", include_str!("../../stdlib/lua/json.lua")),
     ("lambda.lua", include_str!("../../stdlib/lua/lambda.lua")),
     ("log.lua", include_str!("../../stdlib/lua/log.lua")),

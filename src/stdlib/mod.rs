@@ -8,6 +8,7 @@ pub mod binding;
 pub mod context;
 pub mod crypto;
 pub mod hex;
+pub mod http;
 pub mod json;
 pub mod log;
 pub mod os;
@@ -31,6 +32,7 @@ pub fn register_lua(lua: &mlua::Lua) -> mlua::Result<()> {
     url::register_lua(lua)?;
     uuid::register_lua(lua)?;
     time::register_lua(lua)?;
+    http::register_lua(lua)?;
     Ok(())
 }
 
@@ -47,5 +49,6 @@ pub fn register_rhai(engine: &mut rhai::Engine, mut definitions: Option<&mut Def
     crypto::register_rhai(engine, definitions.as_deref_mut());
     url::register_rhai(engine, definitions.as_deref_mut());
     uuid::register_rhai(engine, definitions.as_deref_mut());
-    time::register_rhai(engine, definitions);
+    time::register_rhai(engine, definitions.as_deref_mut());
+    http::register_rhai(engine, definitions);
 }

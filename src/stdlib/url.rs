@@ -8,7 +8,7 @@ use std::collections::btree_map::Entry;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode, percent_encode};
 
-use super::binding::{self, Args, Error, Function, Module, Param, Type, Value};
+use super::binding::{self, Args, Error, Function, Lang, Module, Param, Type, Value};
 use crate::json::Writer;
 
 /// Every byte but RFC 3986's unreserved ones: `A-Z a-z 0-9 - . _ ~`.
@@ -173,8 +173,36 @@ fn parse_query_fn(args: &Args) -> Result<Value, Error> {
 }
 
 fn build_query_fn(args: &Args) -> Result<Value, Error> {
+    let mut size = 0usize;
+    build_query(args.map(1)?, args.lang(), |added| {
+        size = size.saturating_add(added);
+        args.reserve(size)
+    })
+    .map(Value::Text)
+    .map_err(|e| match e {
+        QueryError::Value(detail) => Error::argument(1, detail),
+        QueryError::Memory(e) => e,
+    })
+}
+
+/// Why a query could not be built.
+pub enum QueryError {
+    /// A value that has no place in a query: what to say of the argument.
+    Value(String),
+    /// The text would not fit in the script's memory.
+    Memory(Error),
+}
+
+/// `entries` as a query string: keys in order, spaces as `%20`, a list value
+/// the key repeated, numbers and booleans as text. `grow` is told how many
+/// bytes each parameter adds, and may refuse them.
+pub fn build_query(
+    entries: &[(String, Value)],
+    lang: Lang,
+    mut grow: impl FnMut(usize) -> Result<(), Error>,
+) -> Result<String, QueryError> {
     let mut query = String::new();
-    let mut add = |key: &str, value: &Value| -> Result<(), Error> {
+    let mut add = |key: &str, value: &Value| -> Result<(), QueryError> {
         let text = match value {
             Value::Text(s) => encode(s.as_bytes()),
             Value::Bytes(b) | Value::Decoded(b) => encode(b),
@@ -182,41 +210,32 @@ fn build_query_fn(args: &Args) -> Result<Value, Error> {
             Value::Float(f) => {
                 let mut writer = Writer::new(false);
                 writer.float(*f).map_err(|e| {
-                    Error::argument(
-                        1,
-                        format!(
-                            "holds {} under {key:?}",
-                            e.to_string().trim_end_matches(" at $")
-                        ),
-                    )
+                    QueryError::Value(format!(
+                        "holds {} under {key:?}",
+                        e.to_string().trim_end_matches(" at $")
+                    ))
                 })?;
                 String::from_utf8(writer.into_bytes()).expect("numbers are ASCII")
             }
             Value::Bool(b) => b.to_string(),
             other => {
-                return Err(Error::argument(
-                    1,
-                    format!(
-                        "holds a {} under {key:?}: values are strings, numbers, booleans or arrays of them",
-                        binding::type_name(other, args.lang())
-                    ),
-                ));
+                return Err(QueryError::Value(format!(
+                    "holds a {} under {key:?}: values are strings, numbers, booleans or arrays of them",
+                    binding::type_name(other, lang)
+                )));
             }
         };
-        args.reserve(
-            query
-                .len()
-                .saturating_add(key.len().saturating_mul(3) + text.len() + 2),
-        )?;
+        let key = encode(key.as_bytes());
+        grow(key.len() + text.len() + 2).map_err(QueryError::Memory)?;
         if !query.is_empty() {
             query.push('&');
         }
-        query.push_str(&encode(key.as_bytes()));
+        query.push_str(&key);
         query.push('=');
         query.push_str(&text);
         Ok(())
     };
-    for (key, value) in args.map(1)? {
+    for (key, value) in entries {
         match value {
             Value::Nil => {}
             Value::List(values) => {
@@ -227,7 +246,7 @@ fn build_query_fn(args: &Args) -> Result<Value, Error> {
             value => add(key, value)?,
         }
     }
-    Ok(Value::Text(query))
+    Ok(query)
 }
 
 fn parse_fn(args: &Args) -> Result<Value, Error> {

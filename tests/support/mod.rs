@@ -31,6 +31,7 @@ pub mod fake_api;
 pub mod http;
 pub mod lure;
 pub mod scratch;
+pub mod web;
 
 use std::net::TcpListener;
 use std::process::ExitStatus;

@@ -183,6 +183,16 @@ impl Args {
         self.values.get(index - 1).unwrap_or(&Value::Nil)
     }
 
+    /// Argument `index` (from 1) as it came; nil when absent.
+    pub fn value(&self, index: usize) -> &Value {
+        self.get(index)
+    }
+
+    /// What the call may still allocate, in bytes (see [`Args::reserve`]).
+    pub fn room(&self) -> usize {
+        self.budget.0
+    }
+
     /// The language of the call.
     pub fn lang(&self) -> Lang {
         self.lang

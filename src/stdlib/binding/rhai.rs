@@ -234,6 +234,8 @@ pub fn register(
 #[derive(Debug, Default)]
 pub struct Definitions {
     files: BTreeMap<String, String>,
+    /// The global functions added so far: one file holds them all.
+    statics: Vec<(&'static str, &'static str)>,
 }
 
 impl Definitions {
@@ -244,7 +246,9 @@ impl Definitions {
     /// Global functions (registered on the engine, not in a module), as
     /// `signature` lines with their docs.
     pub fn add_static(&mut self, functions: &[(&'static str, &'static str)]) {
-        let entries: Vec<Entry> = functions
+        self.statics.extend_from_slice(functions);
+        let entries: Vec<Entry> = self
+            .statics
             .iter()
             .map(|&(signature, doc)| Entry::Custom { signature, doc })
             .collect();
@@ -366,7 +370,7 @@ fn to_rhai(value: Value, blob: bool, twin: Option<Name>) -> Result<Dynamic, Erro
     }
 }
 
-fn plain_to_rhai(value: Value) -> Dynamic {
+pub fn plain_to_rhai(value: Value) -> Dynamic {
     match value {
         Value::Nil | Value::Other(_) => Dynamic::UNIT,
         Value::Bool(b) => Dynamic::from_bool(b),
