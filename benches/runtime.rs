@@ -20,6 +20,8 @@ mod events;
 mod fake_api;
 #[path = "runtime/native.rs"]
 mod native;
+#[path = "runtime/upstream.rs"]
+mod upstream;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -91,6 +93,8 @@ struct Runtime {
     workload: &'static str,
     /// `LAMBDA_TASK_ROOT`; none for the native floor.
     task_root: Option<PathBuf>,
+    /// More environment (the upstream's URL and CA for the `http` workloads).
+    env: Vec<(&'static str, String)>,
 }
 
 /// Lua, Rhai and the native floor, each running the handler `workload`.
@@ -103,18 +107,21 @@ fn runtimes(workload: &'static str) -> [Runtime; 3] {
             program: lure.clone(),
             workload,
             task_root: Some(handlers.join("lua")),
+            env: Vec::new(),
         },
         Runtime {
             name: "lure-rhai",
             program: lure,
             workload,
             task_root: Some(handlers.join("rhai")),
+            env: Vec::new(),
         },
         Runtime {
             name: "native",
             program: std::env::current_exe().expect("the bench's own executable"),
             workload,
             task_root: None,
+            env: Vec::new(),
         },
     ]
 }
@@ -154,6 +161,7 @@ impl Process {
                 "AWS_LAMBDA_LOG_STREAM_NAME",
                 "2024/05/01/[$LATEST]0123456789abcdef0123456789abcdef",
             )
+            .envs(runtime.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
@@ -317,6 +325,8 @@ fn main() -> ExitCode {
     let peak_rss_all: Vec<u64> = processes.iter().map(|p| p.status_kb("VmHWM")).collect();
     drop(processes);
     let stdlib = stdlib_workload(&plan, &events[0].bytes);
+    let http = http_workload(&plan, &events[0].bytes);
+    let https = https_calls(&plan, &events[0].bytes);
     if plan.smoke {
         println!(
             "runtime bench, smoke run (no --bench): lure-lua, lure-rhai and native start, echo \
@@ -392,6 +402,23 @@ fn main() -> ExitCode {
             .values(stdlib.each_ref().map(|w| w.percentile(50.0))),
         Row::new("1 KB stdlib handler CPU per invocation", Unit::Micros)
             .values(stdlib.each_ref().map(Warm::cpu_per_invocation)),
+        Row::new(
+            "http: one loopback GET per invocation, throughput",
+            Unit::PerSecond,
+        )
+        .values(http.each_ref().map(Warm::throughput))
+        .paired_ratios(&http),
+        Row::new("http: round trip p50", Unit::Micros)
+            .values(http.each_ref().map(|w| w.percentile(50.0))),
+        Row::new("http: CPU per invocation", Unit::Micros)
+            .values(http.each_ref().map(Warm::cpu_per_invocation)),
+        Row::new(
+            "https: first call (TLS set-up, handshake), median",
+            Unit::Micros,
+        )
+        .values(https.each_ref().map(|h| median(&h.first))),
+        Row::new("https: reused connection, round trip p50", Unit::Micros)
+            .values(https.each_ref().map(|h| median(&h.reused))),
     ];
     print_table(&rows);
     println!();
@@ -455,6 +482,77 @@ fn stdlib_workload(plan: &Plan, event: &[u8]) -> [Warm; 3] {
     let processes: Vec<Process> = runtimes.iter().map(|r| Process::start(r, &[]).0).collect();
     let expected = native::stdlib(serde_json::from_slice(event).expect("the event is JSON"));
     measure(plan, 0, &runtimes, &processes, event, &expected)
+}
+
+/// The `http` workload (`benches/handlers/*/http.*`): one GET to a loopback HTTP
+/// upstream per invocation, over a pooled connection, measured as the echo is.
+fn http_workload(plan: &Plan, event: &[u8]) -> [Warm; 3] {
+    let upstream = upstream::Upstream::http();
+    let runtimes = runtimes("http").map(|mut r| {
+        r.env.push((native::UPSTREAM_URL, upstream.url.clone()));
+        r
+    });
+    let processes: Vec<Process> = runtimes.iter().map(|r| Process::start(r, &[]).0).collect();
+    measure(
+        plan,
+        0,
+        &runtimes,
+        &processes,
+        event,
+        &native::http_answer(),
+    )
+}
+
+/// Round trips of HTTPS invocations, for one runtime.
+#[derive(Default)]
+struct HttpsCalls {
+    /// The first invocation of fresh processes: the client, TLS and the
+    /// handshake are made then.
+    first: Vec<f64>,
+    /// Later invocations: the pooled connection, reused.
+    reused: Vec<f64>,
+}
+
+/// The `https` workload against a loopback HTTPS upstream whose CA is trusted
+/// through `LURE_EXTRA_CA_CERTS` (so lure reads the web PKI roots and that CA: the
+/// longer of its two set-ups): the first call in fresh processes, then reused ones.
+fn https_calls(plan: &Plan, event: &[u8]) -> [HttpsCalls; 3] {
+    let upstream = upstream::Upstream::https();
+    let ca = std::env::temp_dir().join(format!("lure-bench-ca-{}.pem", std::process::id()));
+    std::fs::write(&ca, upstream.ca_pem.as_deref().expect("a CA")).expect("write the CA");
+    let runtimes = runtimes("https").map(|mut r| {
+        r.env.push((native::UPSTREAM_URL, upstream.url.clone()));
+        r.env
+            .push(("LURE_EXTRA_CA_CERTS", ca.to_string_lossy().into_owned()));
+        r
+    });
+    let reply = fake_api::next_reply(event);
+    let expected = native::http_answer();
+    let mut calls: [HttpsCalls; 3] = Default::default();
+    for _ in 0..plan.spawns.min(10) {
+        for (i, runtime) in runtimes.iter().enumerate() {
+            let (process, _) = Process::start(runtime, &[]);
+            let first = process.api.run(Run {
+                reply: reply.clone(),
+                min_count: 1,
+                min_time: Duration::ZERO,
+                max_time: Duration::from_secs(10),
+            });
+            check_response(runtime.name, &first.first_response, &expected);
+            calls[i].first.push(first.round_trips[0].as_secs_f64());
+            let reused = process.api.run(Run {
+                reply: reply.clone(),
+                min_count: plan.round_count[0].min(50),
+                min_time: Duration::ZERO,
+                max_time: Duration::from_secs(10),
+            });
+            calls[i]
+                .reused
+                .extend(reused.round_trips.iter().map(Duration::as_secs_f64));
+        }
+    }
+    let _ = std::fs::remove_file(ca);
+    calls
 }
 
 /// Warms each process up on `event`, then measures its rounds, the runtimes taking

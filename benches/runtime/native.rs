@@ -17,12 +17,16 @@ use sha2::{Digest, Sha256};
 /// its value names the handler (`echo`, `stdlib`).
 pub const MARKER: &str = "LURE_BENCH_NATIVE_FLOOR";
 
+/// The variable giving the `http` workloads the upstream's URL.
+pub const UPSTREAM_URL: &str = "BENCH_UPSTREAM_URL";
+
 /// What the native runtime does with each event.
 type Handler = fn(Value) -> Value;
 
 pub fn main() -> ExitCode {
     let handler: Handler = match std::env::var(MARKER).as_deref() {
         Ok("stdlib") => stdlib,
+        Ok("http" | "https") => http_get,
         _ => |event| event,
     };
     match serve_forever(handler) {
@@ -68,6 +72,52 @@ pub fn stdlib(event: Value) -> Value {
         "path": utf8_percent_encode(&text(&event["rawPath"]), NOT_UNRESERVED).to_string(),
         "request_id": event["requestContext"]["requestId"],
     })
+}
+
+/// What `benches/handlers/*/http.*` answer: the upstream's status and body size.
+pub fn http_answer() -> Value {
+    json!({ "status": 200, "length": crate::upstream::BODY.len() })
+}
+
+/// One GET to the upstream, with an agent kept for the process (as lure's), its
+/// roots the web PKI's and `LURE_EXTRA_CA_CERTS`'s (as lure's when that is set).
+fn http_get(_event: Value) -> Value {
+    static AGENT: std::sync::OnceLock<(ureq::Agent, String)> = std::sync::OnceLock::new();
+    let (agent, url) = AGENT.get_or_init(|| {
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if let Ok(path) = std::env::var("LURE_EXTRA_CA_CERTS") {
+            let pem = std::fs::read(path).expect("the CA file");
+            let mut certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
+                    _ => None,
+                })
+                .collect();
+            certs.extend(
+                webpki_root_certs::TLS_SERVER_ROOT_CERTS
+                    .iter()
+                    .map(|der| ureq::tls::Certificate::from_der(der.as_ref()).to_owned()),
+            );
+            tls = tls.root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs)));
+        }
+        let agent = ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .proxy(None)
+                .tls_config(tls.build())
+                .build(),
+        );
+        (
+            agent,
+            std::env::var(UPSTREAM_URL).expect("the upstream's URL"),
+        )
+    });
+    let mut response = agent
+        .get(url.as_str())
+        .call()
+        .expect("the upstream answers");
+    let body = response.body_mut().read_to_vec().expect("its body");
+    json!({ "status": response.status().as_u16(), "length": body.len() })
 }
 
 fn serve_forever(handler: Handler) -> Result<std::convert::Infallible, Box<dyn std::error::Error>> {

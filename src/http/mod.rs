@@ -130,10 +130,23 @@ fn client() -> &'static Client {
     })
 }
 
-/// ureq's resolver, its failures named as such: std reports a name that does not
-/// resolve as an `io::Error` like any other, which would read as a connect error.
+/// ureq's resolver, with two changes. Its failures are named as such (std
+/// reports a name that does not resolve as an `io::Error` like any other, which
+/// would read as a connect error). And ureq resolves before it looks in its pool,
+/// on a thread of its own when the call has a timeout (every call here): an IP
+/// address is taken as it is, and a name's addresses are kept for
+/// [`NamingResolver::KEEP`], so a call on a pooled connection costs no lookup.
 #[derive(Debug, Default)]
-struct NamingResolver(DefaultResolver);
+struct NamingResolver {
+    inner: DefaultResolver,
+    recent: std::sync::Mutex<Vec<(String, Instant, ResolvedSocketAddrs)>>,
+}
+
+impl NamingResolver {
+    /// How long a name's addresses are used again (a new connection after that
+    /// looks the name up again).
+    const KEEP: Duration = Duration::from_secs(5);
+}
 
 impl Resolver for NamingResolver {
     fn resolve(
@@ -142,10 +155,39 @@ impl Resolver for NamingResolver {
         config: &ureq::config::Config,
         timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        self.0.resolve(uri, config, timeout).map_err(|e| match e {
-            ureq::Error::Io(_) => ureq::Error::HostNotFound,
-            other => other,
-        })
+        let host = uri.host().unwrap_or("");
+        let port = uri
+            .port_u16()
+            .unwrap_or(if uri.scheme_str() == Some("https") {
+                443
+            } else {
+                80
+            });
+        let ip = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = ip.parse::<std::net::IpAddr>() {
+            let mut addrs = self.empty();
+            addrs.push(std::net::SocketAddr::new(ip, port));
+            return Ok(addrs);
+        }
+        let key = format!("{host}:{port}");
+        let now = Instant::now();
+        {
+            let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+            recent.retain(|(_, at, _)| now.duration_since(*at) < Self::KEEP);
+            if let Some((_, _, addrs)) = recent.iter().find(|(k, _, _)| *k == key) {
+                return Ok(addrs.clone());
+            }
+        }
+        let addrs = self
+            .inner
+            .resolve(uri, config, timeout)
+            .map_err(|e| match e {
+                ureq::Error::Io(_) => ureq::Error::HostNotFound,
+                other => other,
+            })?;
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        recent.push((key, now, addrs.clone()));
+        Ok(addrs)
     }
 }
 
