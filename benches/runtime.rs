@@ -516,11 +516,12 @@ struct HttpsCalls {
 /// The `https` workload against a loopback HTTPS upstream whose CA is trusted
 /// through `LURE_EXTRA_CA_CERTS` (so lure reads the web PKI roots and that CA: the
 /// longer of its two set-ups): the first call in fresh processes, then reused ones.
+/// The handlers are the `http` workload's.
 fn https_calls(plan: &Plan, event: &[u8]) -> [HttpsCalls; 3] {
     let upstream = upstream::Upstream::https();
     let ca = std::env::temp_dir().join(format!("lure-bench-ca-{}.pem", std::process::id()));
     std::fs::write(&ca, upstream.ca_pem.as_deref().expect("a CA")).expect("write the CA");
-    let runtimes = runtimes("https").map(|mut r| {
+    let runtimes = runtimes("http").map(|mut r| {
         r.env.push((native::UPSTREAM_URL, upstream.url.clone()));
         r.env
             .push(("LURE_EXTRA_CA_CERTS", ca.to_string_lossy().into_owned()));

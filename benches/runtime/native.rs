@@ -26,7 +26,7 @@ type Handler = fn(Value) -> Value;
 pub fn main() -> ExitCode {
     let handler: Handler = match std::env::var(MARKER).as_deref() {
         Ok("stdlib") => stdlib,
-        Ok("http" | "https") => http_get,
+        Ok("http") => http_get,
         _ => |event| event,
     };
     match serve_forever(handler) {
