@@ -10,6 +10,7 @@
 //! JSON codec and handler resolution for the fuzz targets, and the allocator the
 //! binary installs.
 
+mod aws;
 pub mod cli;
 mod context;
 mod deadline;

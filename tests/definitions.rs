@@ -118,6 +118,10 @@ local function functions(t)
   local names = setmetatable({}, json.array_mt)
   for k, v in pairs(t) do
     if type(v) == "function" then names[#names + 1] = k end
+    -- A sub-module (`aws.dynamodb`): its functions as `dynamodb.marshal`.
+    if type(v) == "table" and getmetatable(v) == nil then
+      for _, f in ipairs(functions(v)) do names[#names + 1] = k .. "." .. f end
+    end
   end
   table.sort(names)
   return names
@@ -133,6 +137,10 @@ function main(event, context)
   modules.LambdaContext = functions(context)
   -- The methods of an `http` response, from a real one.
   modules.Response = functions(getmetatable(http.get(os.getenv("WEB"))).__index)
+  -- An `aws` client answers any operation as a method; `send` is the declared one.
+  local client = aws.client("sqs", { region = "us-east-1" })
+  modules.Client = setmetatable({}, json.array_mt)
+  if type(client.send) == "function" then modules.Client[1] = "send" end
   return modules
 end
 "#;
@@ -190,6 +198,7 @@ fn rhai_value(ty: &str) -> &'static str {
         "Map" => "#{}",
         "Array" => "[]",
         "Blob" => "blob()",
+        "AwsClient" => "aws::client(\"sqs\", #{ region: \"us-east-1\" })",
         _ => "()",
     }
 }
@@ -202,7 +211,8 @@ fn every_rhai_definition_is_callable() {
         for (name, types) in rhai_functions(&text) {
             let qualified = match module {
                 "__static__" => name.clone(),
-                module => format!("{module}::{name}"),
+                // `aws.dynamodb.d.rhai`: the sub-module `aws::dynamodb`.
+                module => format!("{}::{name}", module.replace('.', "::")),
             };
             let args: Vec<&str> = types.iter().map(|t| rhai_value(t)).collect();
             calls.push(format!("{qualified}({})", args.join(", ")));

@@ -12,6 +12,7 @@ use crate::stdlib::binding::rhai::Definitions;
 
 /// The Lua Language Server definitions (`---@meta` files), by file name.
 const LUA: &[(&str, &str)] = &[
+    ("aws.lua", include_str!("../../stdlib/lua/aws.lua")),
     ("base64.lua", include_str!("../../stdlib/lua/base64.lua")),
     ("crypto.lua", include_str!("../../stdlib/lua/crypto.lua")),
     ("hex.lua", include_str!("../../stdlib/lua/hex.lua")),

@@ -12,7 +12,7 @@ use super::binding::{self, Args, Error, Function, Module, Param, Type, Value};
 /// The most `random_bytes` gives in one call: a bound on what one call allocates.
 pub const MAX_RANDOM_BYTES: usize = 1 << 20;
 
-fn hmac<D: EagerHash>(key: &[u8], data: &[u8]) -> Vec<u8> {
+pub fn hmac<D: EagerHash>(key: &[u8], data: &[u8]) -> Vec<u8> {
     let mut mac = <Hmac<D> as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
     mac.update(data);
     mac.finalize().into_bytes().to_vec()

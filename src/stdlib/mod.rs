@@ -3,6 +3,7 @@
 //! both through the one binding layer ([`binding`]), so the two languages cannot
 //! drift apart.
 
+pub mod aws;
 pub mod base64;
 pub mod binding;
 pub mod context;
@@ -33,6 +34,7 @@ pub fn register_lua(lua: &mlua::Lua) -> mlua::Result<()> {
     uuid::register_lua(lua)?;
     time::register_lua(lua)?;
     http::register_lua(lua)?;
+    aws::register_lua(lua)?;
     Ok(())
 }
 
@@ -50,5 +52,6 @@ pub fn register_rhai(engine: &mut rhai::Engine, mut definitions: Option<&mut Def
     url::register_rhai(engine, definitions.as_deref_mut());
     uuid::register_rhai(engine, definitions.as_deref_mut());
     time::register_rhai(engine, definitions.as_deref_mut());
-    http::register_rhai(engine, definitions);
+    http::register_rhai(engine, definitions.as_deref_mut());
+    aws::register_rhai(engine, definitions);
 }

@@ -224,8 +224,9 @@ fn build_now(lua: &Lua, table: &Table) -> mlua::Result<()> {
     table.set_metatable(None)
 }
 
-/// Fills `table` with `module`'s functions.
-fn build_described(lua: &Lua, table: &Table, module: &'static Module) -> mlua::Result<()> {
+/// Fills `table` with `module`'s functions (a module that builds itself uses it
+/// for its described part).
+pub fn build_described(lua: &Lua, table: &Table, module: &'static Module) -> mlua::Result<()> {
     for function in module.functions {
         let call = function.call;
         let name = Name {
@@ -297,9 +298,16 @@ fn table_from_lua(
     budget: &mut Budget,
 ) -> Result<Value, Error> {
     let len = table.raw_len();
-    let is_array = table
-        .metatable()
-        .is_some_and(|mt| mt == json::lua::Codec::array_mt(lua));
+    let metatable = table.metatable();
+    let binary = binary_mt(lua).map_err(|e| Error::OutOfMemory(e.to_string()))?;
+    if metatable.as_ref() == Some(&binary) {
+        let bytes = table.raw_get::<mlua::LuaString>(1).map_err(|_| {
+            Error::Failed("a binary value has lost its data (field 1 is not a string)".into())
+        })?;
+        budget.take(bytes.as_bytes().len(), "the arguments")?;
+        return Ok(Value::Binary(bytes.as_bytes().to_vec()));
+    }
+    let is_array = metatable.is_some_and(|mt| mt == json::lua::Codec::array_mt(lua));
     let mut entries: Vec<(LuaValue, LuaValue)> = Vec::new();
     for pair in table.pairs::<LuaValue, LuaValue>() {
         let Ok(pair) = pair else { continue };
@@ -319,7 +327,8 @@ fn table_from_lua(
             .map(Value::List);
     }
     if entries.is_empty() {
-        return Ok(Value::List(Vec::new()));
+        // `{}`, as `json.encode` writes it.
+        return Ok(Value::Map(Vec::new()));
     }
     let mut map = Vec::with_capacity(entries.len());
     for (k, v) in &entries {
@@ -336,16 +345,42 @@ fn table_from_lua(
     Ok(Value::Map(map))
 }
 
+/// The metatable of binary data a Lua script marks (`aws.dynamodb.binary(s)`):
+/// Lua strings are bytes, so "this is binary, not text" needs a mark. Kept in the
+/// registry under its name.
+fn binary_mt(lua: &Lua) -> mlua::Result<Table> {
+    const NAME: &str = "lure.binary";
+    if let Ok(mt) = lua.named_registry_value::<Table>(NAME) {
+        return Ok(mt);
+    }
+    let mt = lua.create_table()?;
+    mt.raw_set("__name", NAME)?;
+    lua.set_named_registry_value(NAME, &mt)?;
+    Ok(mt)
+}
+
+/// `bytes` marked as binary: `{bytes}` with the `lure.binary` metatable, which
+/// [`from_lua`] reads back as [`Value::Binary`].
+pub fn binary(lua: &Lua, bytes: &[u8]) -> mlua::Result<Table> {
+    let mt = binary_mt(lua)?;
+    let table = lua.create_table_with_capacity(1, 0)?;
+    table.raw_set(1, lua.create_string(bytes)?)?;
+    table.set_metatable(Some(mt))?;
+    Ok(table)
+}
+
 /// A binding value in Lua: text and bytes as strings, lists as tables carrying
 /// `json.array_mt` (so they encode as arrays, even empty), maps as tables.
 pub fn to_lua(lua: &Lua, value: &Value) -> mlua::Result<LuaValue> {
     Ok(match value {
         Value::Nil | Value::Other(_) => LuaValue::Nil,
+        Value::Null => json::lua::null(),
         Value::Bool(b) => LuaValue::Boolean(*b),
         Value::Int(i) => LuaValue::Integer(*i),
         Value::Float(f) => LuaValue::Number(*f),
         Value::Text(s) => LuaValue::String(lua.create_string(s)?),
         Value::Bytes(b) | Value::Decoded(b) => LuaValue::String(lua.create_string(b)?),
+        Value::Binary(b) => LuaValue::Table(binary(lua, b)?),
         Value::List(items) => {
             let table = lua.create_table_with_capacity(items.len(), 0)?;
             for (i, item) in items.iter().enumerate() {

@@ -26,6 +26,11 @@ use Lang::{Lua, Rhai};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Nil,
+    /// JSON's `null` in a result (DynamoDB's `NULL`, a service's `null`): a
+    /// member that is there with no value, `json.null` in Lua (where nil would
+    /// drop the member), `()` in Rhai. Arguments never carry it (`json.null`
+    /// passed in is `Nil`).
+    Null,
     Bool(bool),
     Int(i64),
     Float(f64),
@@ -36,6 +41,9 @@ pub enum Value {
     /// Bytes that are usually text (what `base64.decode` gives): a Lua string; in
     /// Rhai a string, and an error when they are not UTF-8 (SPEC 7.2).
     Decoded(Vec<u8>),
+    /// Data a Lua script marked as binary (`aws.dynamodb.binary(s)`): Lua strings
+    /// arrive as `Bytes` whatever they hold. Never made from Rhai (a Blob is `Bytes`).
+    Binary(Vec<u8>),
     /// An array: a Lua table carrying `json.array_mt`, a Rhai array.
     List(Vec<Value>),
     /// An object: a Lua table, a Rhai map (keys in the order given).
@@ -133,6 +141,11 @@ impl Budget {
         Budget(usize::MAX)
     }
 
+    /// The bytes left.
+    pub fn bytes(self) -> usize {
+        self.0
+    }
+
     /// Takes `bytes` from the budget; [`Error::OutOfMemory`] when there are not
     /// as many left.
     pub fn take(&mut self, bytes: usize, what: &str) -> Result<(), Error> {
@@ -214,7 +227,7 @@ impl Args {
     pub fn data(&self, index: usize) -> Result<&[u8], Error> {
         match self.get(index) {
             Value::Text(s) => Ok(s.as_bytes()),
-            Value::Bytes(b) | Value::Decoded(b) => Ok(b),
+            Value::Bytes(b) | Value::Decoded(b) | Value::Binary(b) => Ok(b),
             _ => Err(self.wrong_type(index, self.data_kind())),
         }
     }
@@ -296,14 +309,16 @@ pub fn type_name(value: &Value, lang: Lang) -> &'static str {
     match (value, lang) {
         (Value::Other(name), _) => name,
         (Value::Nil, Lua) => "nil",
-        (Value::Nil, Rhai) => "()",
+        (Value::Null, Lua) => "json.null",
+        (Value::Nil | Value::Null, Rhai) => "()",
         (Value::Bool(_), _) => "boolean",
         (Value::Int(_) | Value::Float(_), Lua) => "number",
         (Value::Int(_), Rhai) => "integer",
         (Value::Float(_), Rhai) => "float",
         (Value::Text(_) | Value::Decoded(_), _) => "string",
         (Value::Bytes(_), Lua) => "string",
-        (Value::Bytes(_), Rhai) => "Blob",
+        (Value::Bytes(_) | Value::Binary(_), Rhai) => "Blob",
+        (Value::Binary(_), Lua) => "binary",
         (Value::List(_), Lua) | (Value::Map(_), Lua) => "table",
         (Value::List(_), Rhai) => "array",
         (Value::Map(_), Rhai) => "map",

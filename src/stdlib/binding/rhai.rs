@@ -208,6 +208,24 @@ impl ModuleBuilder {
         self
     }
 
+    /// Adds `sub` as the sub-module `aws::dynamodb` of this one; its definitions
+    /// go to a file of their own (`aws.dynamodb.d.rhai`).
+    pub fn sub_module(
+        &mut self,
+        sub: ModuleBuilder,
+        definitions: Option<&mut Definitions>,
+    ) -> &mut Self {
+        if let Some(definitions) = definitions {
+            definitions.write(
+                format!("{}.{}.d.rhai", self.name, sub.name),
+                &format!("{}::{}", self.name, sub.name),
+                &sub.entries,
+            );
+        }
+        self.module.set_sub_module(sub.name, sub.module);
+        self
+    }
+
     /// Registers the module in `engine`; its definitions go to `definitions`
     /// when given (`lure types`), and are never rendered otherwise.
     pub fn register(self, engine: &mut rhai::Engine, definitions: Option<&mut Definitions>) {
@@ -372,12 +390,12 @@ fn to_rhai(value: Value, blob: bool, twin: Option<Name>) -> Result<Dynamic, Erro
 
 pub fn plain_to_rhai(value: Value) -> Dynamic {
     match value {
-        Value::Nil | Value::Other(_) => Dynamic::UNIT,
+        Value::Nil | Value::Null | Value::Other(_) => Dynamic::UNIT,
         Value::Bool(b) => Dynamic::from_bool(b),
         Value::Int(i) => Dynamic::from_int(i as INT),
         Value::Float(f) => Dynamic::from_float(f as FLOAT),
         Value::Text(s) => s.into(),
-        Value::Bytes(b) => Dynamic::from_blob(b),
+        Value::Bytes(b) | Value::Binary(b) => Dynamic::from_blob(b),
         Value::Decoded(b) => String::from_utf8(b)
             .map(Dynamic::from)
             .unwrap_or_else(|e| Dynamic::from_blob(e.into_bytes())),
