@@ -14,6 +14,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
+use support::moto::Moto;
 use support::web::{Ca, WebServer};
 
 const LURE: &str = env!("CARGO_BIN_EXE_lure");
@@ -41,6 +42,8 @@ example_tests! {
     sqs_batch: succeeds_alike,
     custom_error: fails_alike,
     github_repo: calls_a_local_api_alike,
+    dynamodb_crud: calls_aws_alike,
+    s3_presign: calls_aws_alike,
 }
 
 /// What one `lure invoke` did.
@@ -219,6 +222,144 @@ fn calls_a_local_api_alike(name: &str) {
         );
     }
     let _ = std::fs::remove_file(ca_file);
+}
+
+/// The example calls AWS: here moto, with its signature checks on, holding the
+/// table (`items`, key `id`) or the bucket (`my-bucket`, with the sample
+/// event's object) the example needs. Both languages answer the sample event
+/// alike; then each route or failure of the example, in both languages.
+fn calls_aws_alike(name: &str) {
+    let moto = Moto::start();
+    let setup = moto.run_python(
+        r#"
+import boto3
+boto3.client("dynamodb").create_table(
+    TableName="items",
+    KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+    AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+    BillingMode="PAY_PER_REQUEST",
+)
+s3 = boto3.client("s3")
+s3.create_bucket(Bucket="my-bucket")
+s3.put_object(Bucket="my-bucket", Key="reports/2024 q1.pdf", Body=b"%PDF-1.7 report", ContentType="application/pdf")
+"#,
+    );
+    assert!(
+        setup.status.success(),
+        "{}",
+        String::from_utf8_lossy(&setup.stderr)
+    );
+    let mut env = moto.env();
+    env.push(("TABLE_NAME".into(), "items".into()));
+    env.push(("BUCKET_NAME".into(), "my-bucket".into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let run = |handler: &str, stdin: Option<&str>| {
+        let event = match stdin {
+            Some(_) => "-".to_owned(),
+            None => format!("scripts/events/{name}.json"),
+        };
+        lure_invoke_with(handler, &event, stdin, &env)
+    };
+    let both = |stdin: Option<&str>| {
+        let lua = run(&format!("{name}.handler"), stdin);
+        let rhai = run(&format!("rhai/{name}.handler"), stdin);
+        assert_eq!(
+            lua.exit_code, rhai.exit_code,
+            "{}\n{}",
+            lua.stdout, rhai.stdout
+        );
+        if lua.exit_code == Some(0) {
+            // The two runs may sign in different seconds.
+            let unsigned =
+                regex::Regex::new(r"X-Amz-Date=\d{8}T\d{6}Z|X-Amz-Signature=[0-9a-f]{64}")
+                    .expect("a regex");
+            assert_eq!(
+                unsigned.replace_all(&rhai.stdout, ""),
+                unsigned.replace_all(&lua.stdout, ""),
+                "Lua and Rhai responses differ"
+            );
+        } else {
+            assert_eq!(
+                without_stack_trace(&rhai.stdout),
+                without_stack_trace(&lua.stdout),
+                "Lua and Rhai errors differ"
+            );
+        }
+        lua
+    };
+
+    let sample = both(None);
+    sample.assert_exit_code(0);
+    let description = format!(
+        "{} with AWS_ENDPOINT_URL set to moto (rhai/{name}.handler prints the same)",
+        command_line(&format!("{name}.handler"), name)
+    );
+    let mut settings = snapshot_settings(description);
+    // A presigned URL carries the stand-in's port, the time and its signature.
+    settings.add_filter(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT");
+    settings.add_filter(r"X-Amz-Date=\d{8}T\d{6}Z", "X-Amz-Date=DATE");
+    settings.add_filter(r"%2F\d{8}%2F", "%2FDAY%2F");
+    settings.add_filter(r"Credential=[A-Z0-9]+%2F", "Credential=KEY%2F");
+    settings.add_filter(r"X-Amz-Signature=[0-9a-f]{64}", "X-Amz-Signature=SIGNATURE");
+    settings.bind(|| insta::assert_snapshot!(name, sample.stdout));
+
+    match name {
+        "dynamodb_crud" => {
+            let request = |method: &str, path: &str, body: Option<&str>| {
+                let mut event = sample_event(name);
+                event["rawPath"] = path.into();
+                event["requestContext"]["http"]["method"] = method.into();
+                event["requestContext"]["http"]["path"] = path.into();
+                event["body"] = body.map_or(Value::Null, Value::from);
+                let run = both(Some(&event.to_string()));
+                run.assert_exit_code(0);
+                let response: Value = serde_json::from_str(&run.stdout).expect("a JSON response");
+                let body = response["body"].as_str().unwrap_or_default();
+                (
+                    response["statusCode"].clone(),
+                    if body.is_empty() {
+                        Value::Null
+                    } else {
+                        serde_json::from_str(body).expect("a JSON body")
+                    },
+                )
+            };
+            let item = serde_json::json!({ "id": "42", "name": "coffee", "price": 3.5 });
+            assert_eq!(request("GET", "/items/42", None), (200.into(), item));
+            let updated = r#"{"name":"tea","price":2}"#;
+            assert_eq!(
+                request("PUT", "/items/42", Some(updated)),
+                (
+                    200.into(),
+                    serde_json::json!({ "id": "42", "name": "tea", "price": 2 })
+                )
+            );
+            assert_eq!(
+                request("PUT", "/items/7", Some(updated)),
+                (404.into(), serde_json::json!({ "error": "no item 7" })),
+                "a failed condition is a 404"
+            );
+            assert_eq!(
+                request("DELETE", "/items/42", None),
+                (204.into(), Value::Null)
+            );
+            assert_eq!(
+                request("GET", "/items/42", None),
+                (404.into(), serde_json::json!({ "error": "no item 42" }))
+            );
+        }
+        "s3_presign" => {
+            let response: Value = serde_json::from_str(&sample.stdout).expect("a JSON response");
+            assert_eq!(response["size"], 15);
+            assert_eq!(response["content_type"], "application/pdf");
+            let missing = both(Some(r#"{"key": "reports/none.pdf"}"#));
+            missing.assert_exit_code(1);
+            let error = without_stack_trace(&missing.stdout);
+            assert_eq!(error["errorType"], "ObjectNotFound");
+            assert_eq!(error["errorMessage"], "no object reports/none.pdf");
+        }
+        other => panic!("no checks for {other}"),
+    }
 }
 
 /// The example fails in both languages with the same error type and message.

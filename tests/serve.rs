@@ -682,7 +682,7 @@ function M.handler(event, context)
 end
 return M
 "#;
-    let python = python_with_boto3();
+    let python = support::python::venv("boto3-venv", &["boto3"]);
     let serve = Serve::start(
         scratch("serve_sdk", &[("app.lua", script)]),
         "app.handler",
@@ -709,56 +709,6 @@ return M
         serve.output()
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("boto3 checks passed"));
-}
-
-/// A Python with boto3: `target/tmp/boto3-venv`, made with `python3 -m venv` and
-/// `pip install boto3` the first time. It is built under a name of its own and
-/// renamed into place, so test processes provisioning at once never see half of one.
-fn python_with_boto3() -> PathBuf {
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("boto3-venv");
-    let python = venv.join("bin/python");
-    let has_boto3 = |python: &Path| {
-        Command::new(python)
-            .args(["-c", "import boto3"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if has_boto3(&python) {
-        return python;
-    }
-    let staging = venv.with_file_name(format!("boto3-venv.{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
-    let run = |cmd: &mut Command| {
-        let out = cmd
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-        assert!(
-            out.status.success(),
-            "{cmd:?} failed: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    run(Command::new("python3").args(["-m", "venv"]).arg(&staging));
-    run(Command::new(staging.join("bin/python")).args([
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "boto3",
-    ]));
-    if !has_boto3(&python) {
-        // A broken leftover (an interrupted run before renaming existed) goes.
-        let _ = std::fs::remove_dir_all(&venv);
-    }
-    if std::fs::rename(&staging, &venv).is_err() {
-        // Another test process got there first; use its venv.
-        let _ = std::fs::remove_dir_all(&staging);
-    }
-    assert!(has_boto3(&python), "no boto3 in {}", venv.display());
-    python
 }
 
 const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -14,6 +14,15 @@
 ---@class awslib
 aws = {}
 
+---What a failed call raises: AWS's error code and message, the HTTP status
+---and the request id (`pcall` returns it; `---@cast err -string, +aws.Error`
+---tells the checker).
+---@class aws.Error
+---@field errorType string AWS's code (`ConditionalCheckFailedException`, `NoSuchKey`, ...) or `Http.*`
+---@field errorMessage string AWS's message
+---@field status integer? the HTTP status (absent for `Http.*` errors)
+---@field request_id string? AWS's request id (`""` when AWS gave none)
+
 ---Static credentials, instead of the function's.
 ---@class aws.Credentials
 ---@field access_key_id string

@@ -22,6 +22,9 @@
 //! on that address, and later serve it with
 //! `FakeApi::on_listener(TcpListener::bind(addr)?, "")`).
 //!
+//! Python tools live in venvs under `target/tmp` ([`python::venv`]); the `aws`
+//! tests' signature-checking AWS stand-in is [`moto::Moto`].
+//!
 //! Every wait is an upper bound ([`WAIT`]) that only matters when something is broken.
 
 // Each test crate uses a different part of these helpers.
@@ -30,6 +33,8 @@
 pub mod fake_api;
 pub mod http;
 pub mod lure;
+pub mod moto;
+pub mod python;
 pub mod scratch;
 pub mod web;
 

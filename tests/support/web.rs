@@ -7,6 +7,10 @@
 //! (one hop to `/echo` with that status), `/slow/MS`, `/hang` (never answers),
 //! `/big/BYTES`, `/json`, `/bad-json`, `/cookies`, `/binary`, and
 //! `/repos/rust-lang/rust` as the GitHub API answers it (404 for other repos).
+//! For `aws`: `/flaky/N/...` (an AWS JSON service that answers its first N
+//! requests 503, then `{"TableNames": ["t"]}`) and `/credentials/KEY/SECRET`
+//! (a container credentials endpoint handing out that key; both in hex, as a
+//! secret key holds `/` and `+`).
 
 use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -248,6 +252,42 @@ fn route(request: &Request, path: &str, state: &State) -> Option<Answer> {
             .into_bytes(),
         ),
         "repos" => (404, json, br#"{"message":"Not Found"}"#.to_vec()),
+        "flaky" => {
+            let failures = number(1).unwrap_or(0) as usize;
+            let seen = state
+                .requests
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|r| r.path.starts_with("/flaky/"))
+                .count();
+            if seen <= failures {
+                (
+                    503,
+                    json,
+                    br#"{"__type":"ServiceUnavailable","message":"try again"}"#.to_vec(),
+                )
+            } else {
+                (200, json, br#"{"TableNames":["t"]}"#.to_vec())
+            }
+        }
+        "credentials" => {
+            let unhex = |i: usize| {
+                let bytes = hex::decode(segments.get(i).copied().unwrap_or("")).unwrap_or_default();
+                String::from_utf8(bytes).unwrap_or_default()
+            };
+            (
+                200,
+                json,
+                serde_json::json!({
+                    "AccessKeyId": unhex(1),
+                    "SecretAccessKey": unhex(2),
+                    "Expiration": "2099-01-01T00:00:00Z",
+                })
+                .to_string()
+                .into_bytes(),
+            )
+        }
         _ => (404, Vec::new(), b"no such route".to_vec()),
     })
 }
