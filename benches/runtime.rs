@@ -287,6 +287,7 @@ fn main() -> ExitCode {
         return drive(&rest);
     }
     let plan = Plan::from_args(&args);
+    let idle = runtimes("aws_idle");
     let runtimes = runtimes("echo");
     let events = [
         Event {
@@ -301,14 +302,23 @@ fn main() -> ExitCode {
     let load_before = load_average();
     let started = Instant::now();
 
+    // The echo, and (taking turns with it) a handler that makes an `aws` client
+    // it never calls; the native floor has only the echo.
     let mut cold: [Vec<f64>; 3] = Default::default();
+    let mut cold_idle: [Vec<f64>; 3] = Default::default();
     for _ in 0..plan.spawns {
         for (i, runtime) in runtimes.iter().enumerate() {
             let (process, ready) = Process::start(runtime, &[]);
             drop(process);
             cold[i].push(ready.as_secs_f64());
+            if i < 2 {
+                let (process, ready) = Process::start(&idle[i], &[]);
+                drop(process);
+                cold_idle[i].push(ready.as_secs_f64());
+            }
         }
     }
+    cold_idle[2] = cold[2].clone();
 
     let processes: Vec<Process> = runtimes.iter().map(|r| Process::start(r, &[]).0).collect();
     let mut warm: [[Warm; 3]; 2] = Default::default();
@@ -327,6 +337,7 @@ fn main() -> ExitCode {
     let stdlib = stdlib_workload(&plan, &events[0].bytes);
     let http = http_workload(&plan, &events[0].bytes);
     let https = https_calls(&plan, &events[0].bytes);
+    let aws = aws_workload(&plan, &events[0].bytes);
     if plan.smoke {
         println!(
             "runtime bench, smoke run (no --bench): lure-lua, lure-rhai and native start, echo \
@@ -370,6 +381,11 @@ fn main() -> ExitCode {
             cold.each_ref()
                 .map(|c| c.iter().copied().fold(f64::INFINITY, f64::min)),
         ),
+        Row::new(
+            "cold ready, handler with an unused aws client",
+            Unit::Millis,
+        )
+        .values(cold_idle.each_ref().map(|c| median(c))),
         Row::new("1 KB throughput", Unit::PerSecond)
             .values(warm[0].each_ref().map(Warm::throughput))
             .paired_ratios(&warm[0])
@@ -419,9 +435,28 @@ fn main() -> ExitCode {
         .values(https.each_ref().map(|h| median(&h.first))),
         Row::new("https: reused connection, round trip p50", Unit::Micros)
             .values(https.each_ref().map(|h| median(&h.reused))),
+        Row::new("aws: spawn → first GetItem answered, median", Unit::Millis)
+            .values(aws.first.each_ref().map(|f| median(f))),
+        Row::new(
+            "aws: one GetItem per invocation, throughput",
+            Unit::PerSecond,
+        )
+        .values(aws.warm.each_ref().map(Warm::throughput))
+        .paired_ratios(&aws.warm),
+        Row::new("aws: GetItem round trip p50", Unit::Micros)
+            .values(aws.warm.each_ref().map(|w| w.percentile(50.0))),
+        Row::new("aws: CPU per invocation", Unit::Micros)
+            .values(aws.warm.each_ref().map(Warm::cpu_per_invocation)),
     ];
     print_table(&rows);
     println!();
+    let signing = native::aws_request_cost(10_000);
+    println!(
+        "aws: encoding and signing one GetItem takes {:.1} µs (lure's signer, 10,000 in a loop): \
+         {:.0}% of lure-lua's GetItem round trip p50",
+        signing.as_secs_f64() * 1e6,
+        100.0 * signing.as_secs_f64() / aws.warm[0].percentile(50.0)
+    );
     println!(
         "Throughput ratios are the median of per-round ratios (each lure round next to a \
          native one).\nCPU per invocation is the runtime process's user + system time \
@@ -554,6 +589,52 @@ fn https_calls(plan: &Plan, event: &[u8]) -> [HttpsCalls; 3] {
     }
     let _ = std::fs::remove_file(ca);
     calls
+}
+
+/// The `aws` workload's figures.
+struct AwsCalls {
+    /// Spawn to the first answer (cold ready plus the first invocation's round
+    /// trip: the client, its credentials, signing and the connection made then).
+    first: [Vec<f64>; 3],
+    warm: [Warm; 3],
+}
+
+/// The `aws` workload (`benches/handlers/*/aws.*`): one signed DynamoDB GetItem per
+/// invocation to a stand-in on loopback that answers at once, against a native
+/// floor making the same signed call with lure's signer and ureq.
+fn aws_workload(plan: &Plan, event: &[u8]) -> AwsCalls {
+    let stand_in = upstream::Upstream::dynamodb();
+    let runtimes = runtimes("aws").map(|mut r| {
+        r.env.extend(
+            [
+                ("AWS_ENDPOINT_URL", stand_in.url.as_str()),
+                ("AWS_REGION", "us-east-1"),
+                ("AWS_ACCESS_KEY_ID", "AKIDBENCH"),
+                ("AWS_SECRET_ACCESS_KEY", "bench-secret"),
+            ]
+            .map(|(k, v)| (k, v.to_owned())),
+        );
+        r
+    });
+    let reply = fake_api::next_reply(event);
+    let expected = native::aws_answer();
+    let mut first: [Vec<f64>; 3] = Default::default();
+    for _ in 0..plan.spawns.min(10) {
+        for (i, runtime) in runtimes.iter().enumerate() {
+            let (process, ready) = Process::start(runtime, &[]);
+            let run = process.api.run(Run {
+                reply: reply.clone(),
+                min_count: 1,
+                min_time: Duration::ZERO,
+                max_time: Duration::from_secs(10),
+            });
+            check_response(runtime.name, &run.first_response, &expected);
+            first[i].push(ready.as_secs_f64() + run.round_trips[0].as_secs_f64());
+        }
+    }
+    let processes: Vec<Process> = runtimes.iter().map(|r| Process::start(r, &[]).0).collect();
+    let warm = measure(plan, 0, &runtimes, &processes, event, &expected);
+    AwsCalls { first, warm }
 }
 
 /// Warms each process up on `event`, then measures its rounds, the runtimes taking

@@ -34,6 +34,11 @@ mod test_support;
 /// (a crate linking lure for its JSON codec) that limit goes unenforced.
 pub use memory::CountingAllocator;
 
+/// For the benchmark's native floor: `aws`'s Signature Version 4, so that the
+/// floor's signed call is the one lure makes.
+#[doc(hidden)]
+pub use aws::sigv4;
+
 /// For the fuzz targets: a Lua state with lure's sandbox, as scripts get it.
 #[doc(hidden)]
 pub use engine::lua::sandboxed_state as sandboxed_lua;

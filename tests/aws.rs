@@ -234,6 +234,10 @@ function main(event)
   local after = s3:list_objects_v2({ Bucket = b, Prefix = "dir/" })
   local ok, missing = pcall(s3.GetObject, s3, { Bucket = b, Key = "nope" })
   local head_ok, head_missing = pcall(s3.HeadObject, s3, { Bucket = b, Key = "nope" })
+  local deleted = s3:DeleteObjects({ Bucket = b, Delete = { Objects = { { Key = "dir/a b.bin" }, { Key = "nope" } } } })
+  local empty = s3:ListObjectsV2({ Bucket = b })
+  -- Put back, for the presigned URL the test fetches.
+  s3:PutObject({ Bucket = b, Key = "dir/a b.bin", Body = data })
   return {
     same = got.Body == data,
     length = got.ContentLength,
@@ -250,6 +254,8 @@ function main(event)
     after = { count = after.KeyCount, contents = #after.Contents, key = after.Contents[1].Key },
     missing = { caught = not ok, type = missing.errorType, status = missing.status },
     head_missing = { caught = not head_ok, type = head_missing.errorType, status = head_missing.status },
+    deleted = #deleted.Deleted,
+    empty = { count = empty.KeyCount, contents = empty.Contents },
     url = aws.presign({ url = event.object_url, service = "s3", expires = 300, time = event.time }),
   }
 end
@@ -276,6 +282,10 @@ fn main(event, context) {
     try { s3.send("HeadObject", #{ Bucket: b, Key: "nope" }); } catch (err) {
         head_missing = #{ caught: true, type: err.errorType, status: err.status };
     }
+    let deleted = s3.send("DeleteObjects", #{ Bucket: b, Delete: #{ Objects: [#{ Key: "dir/a b.bin" }, #{ Key: "nope" }] } });
+    let empty = s3.send("ListObjectsV2", #{ Bucket: b });
+    // Put back, for the presigned URL the test fetches.
+    s3.send("PutObject", #{ Bucket: b, Key: "dir/a b.bin", Body: data });
     let modified = got.LastModified;
     #{
         same: got.Body == data,
@@ -293,12 +303,15 @@ fn main(event, context) {
         after: #{ count: after.KeyCount, contents: after.Contents.len(), key: after.Contents[0].Key },
         missing: missing,
         head_missing: head_missing,
+        deleted: deleted.Deleted.len(),
+        empty: #{ count: empty.KeyCount, contents: empty.Contents },
         url: aws::presign(#{ url: event.object_url, service: "s3", expires: 300, time: event.time }),
     }
 }
 "#;
 
-/// S3: binary data put and got, head, copy, list, delete, S3's errors, and a
+/// S3: binary data put and got, head, copy, list, delete (one and several; an
+/// empty listing's `Contents` is still an array), S3's errors, and a
 /// presigned GET that a plain client fetches and botocore's signer agrees with.
 #[test]
 fn s3_objects_and_a_presigned_url() {
@@ -340,6 +353,8 @@ fn s3_objects_and_a_presigned_url() {
                 "after": { "count": 1, "contents": 1, "key": "dir/a b.bin" },
                 "missing": { "caught": true, "type": "NoSuchKey", "status": 404 },
                 "head_missing": { "caught": true, "type": "NotFound", "status": 404 },
+                "deleted": 2,
+                "empty": { "count": 0, "contents": [] },
                 "url": null,
             }),
             "{lang:?}"

@@ -27,6 +27,7 @@ pub fn main() -> ExitCode {
     let handler: Handler = match std::env::var(MARKER).as_deref() {
         Ok("stdlib") => stdlib,
         Ok("http") => http_get,
+        Ok("aws") => dynamodb_get_item,
         _ => |event| event,
     };
     match serve_forever(handler) {
@@ -118,6 +119,97 @@ fn http_get(_event: Value) -> Value {
         .expect("the upstream answers");
     let body = response.body_mut().read_to_vec().expect("its body");
     json!({ "status": response.status().as_u16(), "length": body.len() })
+}
+
+/// What `benches/handlers/*/aws.*` answer: the item's name.
+pub fn aws_answer() -> Value {
+    json!({ "name": "coffee" })
+}
+
+/// One signed DynamoDB GetItem to the stand-in, as `aws.client("dynamodb")`
+/// makes it: the same JSON body and headers, lure's SigV4 (the function's
+/// credentials from the environment), an agent kept for the process; the
+/// answer's item read from its JSON.
+fn dynamodb_get_item(_event: Value) -> Value {
+    use lure::sigv4::Credentials;
+    static CLIENT: std::sync::OnceLock<(ureq::Agent, String, Credentials)> =
+        std::sync::OnceLock::new();
+    let (agent, url, credentials) = CLIENT.get_or_init(|| {
+        let var = |name: &str| std::env::var(name).unwrap_or_default();
+        let agent = ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .proxy(None)
+                .build(),
+        );
+        let credentials = Credentials {
+            access_key_id: var("AWS_ACCESS_KEY_ID"),
+            secret_access_key: var("AWS_SECRET_ACCESS_KEY"),
+            session_token: None,
+        };
+        (agent, format!("{}/", var("AWS_ENDPOINT_URL")), credentials)
+    });
+    let (body, headers) = signed_get_item(url, credentials);
+    let mut request = agent.post(url.as_str());
+    for (name, value) in &headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    let mut response = request.send(&body[..]).expect("the stand-in answers");
+    let answer: Value =
+        serde_json::from_slice(&response.body_mut().read_to_vec().expect("a body")).expect("JSON");
+    json!({ "name": answer["Item"]["name"]["S"] })
+}
+
+/// A GetItem's body and its headers, signed now.
+fn signed_get_item(
+    url: &str,
+    credentials: &lure::sigv4::Credentials,
+) -> (Vec<u8>, Vec<(String, String)>) {
+    use lure::sigv4::{self, Options, Scope, Time};
+    let body = serde_json::to_vec(&json!({ "TableName": "bench", "Key": { "id": { "S": "42" } } }))
+        .expect("JSON");
+    let mut headers = vec![
+        (
+            "content-type".to_owned(),
+            "application/x-amz-json-1.0".to_owned(),
+        ),
+        (
+            "x-amz-target".to_owned(),
+            "DynamoDB_20120810.GetItem".to_owned(),
+        ),
+    ];
+    let signed = sigv4::sign(
+        &sigv4::Request {
+            method: "POST",
+            url,
+            headers: &headers,
+            body: &body,
+        },
+        credentials,
+        &Scope {
+            service: "dynamodb",
+            region: "us-east-1",
+            time: Time::now(),
+        },
+        &Options::for_service("dynamodb"),
+    )
+    .expect("a signature");
+    headers.extend(signed.headers);
+    (body, headers)
+}
+
+/// What encoding and signing one GetItem costs, on average over `count`.
+pub fn aws_request_cost(count: u32) -> std::time::Duration {
+    let credentials = lure::sigv4::Credentials {
+        access_key_id: "AKIDBENCH".into(),
+        secret_access_key: "bench-secret".into(),
+        session_token: None,
+    };
+    let started = std::time::Instant::now();
+    for _ in 0..count {
+        std::hint::black_box(signed_get_item("http://127.0.0.1:9000/", &credentials));
+    }
+    started.elapsed() / count
 }
 
 fn serve_forever(handler: Handler) -> Result<std::convert::Infallible, Box<dyn std::error::Error>> {

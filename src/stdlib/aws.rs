@@ -429,11 +429,8 @@ impl UserData for LuaClient {
 /// The function `client.send` (`operation` None: it takes the operation first)
 /// or `client.GetItem`.
 fn lua_operation(lua: &Lua, operation: Option<String>) -> mlua::Result<mlua::Function> {
-    let name: &'static str = if operation.is_some() {
-        "client operation"
-    } else {
-        "send"
-    };
+    // Errors name `aws.send` whichever way the operation was called.
+    let name = "send";
     binding::lua::function(lua, "aws", name, move |lua, args| {
         let mut args = args.into_iter();
         let client = match args.next() {
