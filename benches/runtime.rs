@@ -470,14 +470,24 @@ fn main() -> ExitCode {
 /// ...), then answers its next `/next` with a 500, on which it ends, so that the
 /// wrapper writes its report. For profiles and syscall counts.
 fn drive(args: &[String]) -> ExitCode {
-    let usage = "usage: --drive lua|rhai|native 1|256 COUNT [WRAPPER...]";
+    let usage = "usage: --drive lua|rhai|native[/aws] 1|256 COUNT [WRAPPER...]";
     let [which, size, count, wrapper @ ..] = args else {
         eprintln!("{usage}");
         return ExitCode::from(2);
     };
-    let runtime = runtimes("echo")
-        .into_iter()
-        .find(|r| r.name.trim_start_matches("lure-") == which);
+    // `lua/aws`: the aws workload's handler, against a stand-in of its own.
+    let (name, workload) = which.split_once('/').unwrap_or((which, "echo"));
+    let stand_in = (workload == "aws").then(upstream::Upstream::dynamodb);
+    let runtime = match workload {
+        "echo" => Some(runtimes("echo")),
+        "aws" => Some(aws_runtimes(stand_in.as_ref().expect("made above"))),
+        _ => None,
+    }
+    .and_then(|runtimes| {
+        runtimes
+            .into_iter()
+            .find(|r| r.name.trim_start_matches("lure-") == name)
+    });
     let event = match size.as_str() {
         "1" => Some(events::api_gateway_1k()),
         "256" => Some(events::order_batch(256 * 1024)),
@@ -495,7 +505,10 @@ fn drive(args: &[String]) -> ExitCode {
         max_time: Duration::from_secs(24 * 3600),
     });
     if count > 0 {
-        let expected = serde_json::from_slice(&event).expect("the event is JSON");
+        let expected = match workload {
+            "aws" => native::aws_answer(),
+            _ => serde_json::from_slice(&event).expect("the event is JSON"),
+        };
         check_response(runtime.name, &result.first_response, &expected);
     }
     process.api.close();
@@ -591,6 +604,22 @@ fn https_calls(plan: &Plan, event: &[u8]) -> [HttpsCalls; 3] {
     calls
 }
 
+/// The `aws` workload's runtimes, calling `stand_in` with a key of the bench's.
+fn aws_runtimes(stand_in: &upstream::Upstream) -> [Runtime; 3] {
+    runtimes("aws").map(|mut r| {
+        r.env.extend(
+            [
+                ("AWS_ENDPOINT_URL", stand_in.url.as_str()),
+                ("AWS_REGION", "us-east-1"),
+                ("AWS_ACCESS_KEY_ID", "AKIDBENCH"),
+                ("AWS_SECRET_ACCESS_KEY", "bench-secret"),
+            ]
+            .map(|(k, v)| (k, v.to_owned())),
+        );
+        r
+    })
+}
+
 /// The `aws` workload's figures.
 struct AwsCalls {
     /// Spawn to the first answer (cold ready plus the first invocation's round
@@ -604,18 +633,7 @@ struct AwsCalls {
 /// floor making the same signed call with lure's signer and ureq.
 fn aws_workload(plan: &Plan, event: &[u8]) -> AwsCalls {
     let stand_in = upstream::Upstream::dynamodb();
-    let runtimes = runtimes("aws").map(|mut r| {
-        r.env.extend(
-            [
-                ("AWS_ENDPOINT_URL", stand_in.url.as_str()),
-                ("AWS_REGION", "us-east-1"),
-                ("AWS_ACCESS_KEY_ID", "AKIDBENCH"),
-                ("AWS_SECRET_ACCESS_KEY", "bench-secret"),
-            ]
-            .map(|(k, v)| (k, v.to_owned())),
-        );
-        r
-    });
+    let runtimes = aws_runtimes(&stand_in);
     let reply = fake_api::next_reply(event);
     let expected = native::aws_answer();
     let mut first: [Vec<f64>; 3] = Default::default();

@@ -8,6 +8,8 @@
 //! more crates (tokio and tracing among them) and 145 KB more executable, for the
 //! same signatures (README, "Calling AWS").
 
+use std::sync::Mutex;
+
 use sha2::{Digest, Sha256};
 
 use crate::stdlib::{crypto, time, url};
@@ -52,18 +54,41 @@ pub struct Request<'a> {
     pub body: &'a [u8],
 }
 
-/// When a signature is made, to the second.
+/// When a signature is made, to the second: SigV4's `20150830T123600Z`, made
+/// once (a signature writes it three times).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Time {
-    /// Seconds since the Unix epoch.
-    seconds: i64,
+    /// `20150830T123600Z`, ASCII.
+    text: [u8; 16],
 }
 
 impl Time {
     pub fn now() -> Self {
-        Time {
-            seconds: time::now_ms().div_euclid(1000),
+        Self::at(time::now_ms())
+    }
+
+    /// The second holding `ms` since the epoch.
+    fn at(ms: i64) -> Self {
+        // `2015-08-30T12:36:00.000Z`; years 0-9999 (now is among them).
+        let iso = time::iso8601(ms).unwrap_or_else(|| "1970-01-01T00:00:00.000Z".into());
+        let b = iso.as_bytes();
+        let mut text = *b"00000000T000000Z";
+        for (to, from) in [
+            (0, 0),
+            (1, 1),
+            (2, 2),
+            (3, 3),
+            (4, 5),
+            (5, 6),
+            (6, 8),
+            (7, 9),
+        ]
+        .into_iter()
+        .chain([(9, 11), (10, 12), (11, 14), (12, 15), (13, 17), (14, 18)])
+        {
+            text[to] = b[from];
         }
+        Time { text }
     }
 
     /// SigV4's form, `20150830T123600Z`; the error says what is wrong.
@@ -85,31 +110,17 @@ impl Time {
             &text[13..15]
         );
         let ms = time::parse_iso8601(&iso).map_err(|e| format!("{text:?}: {e}"))?;
-        Ok(Time {
-            seconds: ms.div_euclid(1000),
-        })
+        Ok(Self::at(ms))
     }
 
     /// `20150830T123600Z`.
-    pub fn amz_date(self) -> String {
-        let iso = time::iso8601(self.seconds * 1000).unwrap_or_default();
-        // 2015-08-30T12:36:00.000Z
-        let b = iso.as_bytes();
-        let pick = |r: std::ops::Range<usize>| String::from_utf8_lossy(&b[r]).into_owned();
-        format!(
-            "{}{}{}T{}{}{}Z",
-            pick(0..4),
-            pick(5..7),
-            pick(8..10),
-            pick(11..13),
-            pick(14..16),
-            pick(17..19)
-        )
+    pub fn amz_date(&self) -> &str {
+        std::str::from_utf8(&self.text).unwrap_or_default()
     }
 
     /// `20150830`: the credential scope's date.
-    fn date(self) -> String {
-        self.amz_date()[..8].to_owned()
+    fn date(&self) -> &str {
+        &self.amz_date()[..8]
     }
 }
 
@@ -197,7 +208,7 @@ pub fn sign(
     } else {
         hex::encode(Sha256::digest(request.body))
     };
-    let mut added = vec![("x-amz-date".to_owned(), amz_date.clone())];
+    let mut added = vec![("x-amz-date".to_owned(), amz_date.to_owned())];
     if options.sign_body {
         added.push(("x-amz-content-sha256".to_owned(), payload_hash.clone()));
     }
@@ -215,7 +226,7 @@ pub fn sign(
         headers.signed,
         payload_hash
     );
-    let string_to_sign = string_to_sign(&canonical_request, scope, &amz_date);
+    let string_to_sign = string_to_sign(&canonical_request, scope, amz_date);
     let signature = signature(&credentials.secret_access_key, scope, &string_to_sign);
     let authorization = format!(
         "{ALGORITHM} Credential={}/{}, SignedHeaders={}, Signature={signature}",
@@ -261,7 +272,7 @@ pub fn presign(
             "X-Amz-Credential",
             format!("{}/{}", credentials.access_key_id, scope.credential_scope()),
         ),
-        ("X-Amz-Date", amz_date.clone()),
+        ("X-Amz-Date", amz_date.to_owned()),
         ("X-Amz-Expires", expires.to_string()),
         ("X-Amz-SignedHeaders", headers.signed.clone()),
     ];
@@ -283,7 +294,7 @@ pub fn presign(
         headers.signed,
         payload_hash
     );
-    let string_to_sign = string_to_sign(&canonical_request, scope, &amz_date);
+    let string_to_sign = string_to_sign(&canonical_request, scope, amz_date);
     let signature = signature(&credentials.secret_access_key, scope, &string_to_sign);
     if let Some(token) = token.filter(|_| !options.sign_session_token) {
         auth.push(("X-Amz-Security-Token", token.clone()));
@@ -507,8 +518,25 @@ fn string_to_sign(canonical_request: &str, scope: &Scope, amz_date: &str) -> Str
 /// The signature: the string to sign's HMAC under the key derived from the
 /// secret, the date, the region and the service.
 fn signature(secret: &str, scope: &Scope, string_to_sign: &str) -> String {
+    let key = signing_key(secret, scope);
+    hex::encode(crypto::hmac::<Sha256>(&key, string_to_sign.as_bytes()))
+}
+
+/// The key derived from the secret for the scope's day, region and service
+/// (four HMACs), kept for the next signature of the same scope, as the Java and
+/// .NET SDKs keep it: a client signs every call of a day with one key.
+fn signing_key(secret: &str, scope: &Scope) -> Vec<u8> {
+    /// The last key made, and what it was made from (`secret`, then the scope).
+    static LAST: Mutex<Option<(String, Vec<u8>)>> = Mutex::new(None);
+    let made_from = format!("{secret}\n{}", scope.credential_scope());
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((from, key)) = last.as_ref()
+        && *from == made_from
+    {
+        return key.clone();
+    }
     let key = [
-        scope.time.date().as_str(),
+        scope.time.date(),
         scope.region,
         scope.service,
         "aws4_request",
@@ -517,7 +545,8 @@ fn signature(secret: &str, scope: &Scope, string_to_sign: &str) -> String {
     .fold(format!("AWS4{secret}").into_bytes(), |key, part| {
         crypto::hmac::<Sha256>(&key, part.as_bytes())
     });
-    hex::encode(crypto::hmac::<Sha256>(&key, string_to_sign.as_bytes()))
+    *last = Some((made_from, key.clone()));
+    key
 }
 
 #[cfg(test)]

@@ -428,3 +428,54 @@ fn times_read_and_write_sigv4s_form() {
         assert!(Time::parse(bad).is_err(), "{bad}");
     }
 }
+
+/// The kept signing key is only reused for the same secret and scope: signing
+/// with two keys in turn gives each its own documented signature.
+#[test]
+fn the_kept_signing_key_belongs_to_one_secret_and_scope() {
+    let headers = vec![("Range".to_owned(), "bytes=0-9".to_owned())];
+    let s3 = Request {
+        method: "GET",
+        url: "https://examplebucket.s3.amazonaws.com/test.txt",
+        headers: &headers,
+        body: b"",
+    };
+    let vanilla = Request {
+        method: "GET",
+        url: "https://example.amazonaws.com/",
+        headers: &[],
+        body: b"",
+    };
+    let suite_credentials = Credentials {
+        access_key_id: "AKIDEXAMPLE".into(),
+        secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(),
+        session_token: None,
+    };
+    let suite_scope = Scope {
+        service: "service",
+        region: "us-east-1",
+        time: Time::parse("20150830T123600Z").unwrap(),
+    };
+    for _ in 0..2 {
+        let s3_signed = sign(
+            &s3,
+            &example_credentials(),
+            &s3_scope(),
+            &Options::for_service("s3"),
+        )
+        .unwrap();
+        assert_eq!(
+            s3_signed.signature,
+            "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
+        );
+        let options = Options {
+            sign_body: false,
+            ..Options::for_service("service")
+        };
+        let signed = sign(&vanilla, &suite_credentials, &suite_scope, &options).unwrap();
+        assert_eq!(
+            signed.signature,
+            "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"
+        );
+    }
+}
