@@ -10,3 +10,20 @@ pub fn on_main_sized_stack(f: impl FnOnce() + Send + 'static) {
         .join()
         .unwrap();
 }
+
+use crate::stdlib::binding::Value;
+
+/// A binding value of text.
+pub fn text(s: &str) -> Value {
+    Value::Text(s.to_owned())
+}
+
+/// A binding map of `entries`, in their order.
+pub fn map(entries: &[(&str, Value)]) -> Value {
+    Value::Map(
+        entries
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect(),
+    )
+}

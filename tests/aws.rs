@@ -692,3 +692,59 @@ fn retries_outlast_two_failures_and_stop_at_three_attempts() {
         }
     }
 }
+
+/// `aws.sign` gives the headers of S3's documented GET Object example, and
+/// `aws.presign` its documented presigned URL, in both languages.
+#[test]
+fn sign_and_presign_match_s3s_documented_examples() {
+    let lua = r#"
+function main(event)
+  local request = {
+    url = "https://examplebucket.s3.amazonaws.com/test.txt",
+    service = "s3",
+    region = "us-east-1",
+    time = "20130524T000000Z",
+    credentials = event.credentials,
+  }
+  local presigned = aws.presign({
+    url = request.url, service = "s3", region = "us-east-1", time = request.time,
+    credentials = event.credentials, expires = 86400,
+  })
+  request.headers = { Range = "bytes=0-9" }
+  return { headers = aws.sign(request), url = presigned }
+end
+"#;
+    let rhai = r#"
+fn main(event, context) {
+    let url = "https://examplebucket.s3.amazonaws.com/test.txt";
+    let headers = aws::sign(#{
+        url: url, service: "s3", region: "us-east-1", time: "20130524T000000Z",
+        credentials: event.credentials, headers: #{ Range: "bytes=0-9" },
+    });
+    let presigned = aws::presign(#{
+        url: url, service: "s3", region: "us-east-1", time: "20130524T000000Z",
+        credentials: event.credentials, expires: 86400,
+    });
+    #{ headers: headers, url: presigned }
+}
+"#;
+    let credentials = json!({
+        "access_key_id": "AKIAIOSFODNN7EXAMPLE",
+        "secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    });
+    both(
+        "aws_sign",
+        lua,
+        rhai,
+        &[],
+        |_| json!({ "credentials": credentials }),
+        &json!({
+            "headers": {
+                "authorization": "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41",
+                "x-amz-content-sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+                "x-amz-date": "20130524T000000Z",
+            },
+            "url": "https://examplebucket.s3.amazonaws.com/test.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host&X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404",
+        }),
+    );
+}

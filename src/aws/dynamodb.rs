@@ -377,26 +377,14 @@ fn is_identifier(key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{map, text};
 
     use Lang::{Lua, Rhai};
 
     type Result = std::result::Result<(), String>;
 
-    fn text(s: &str) -> Value {
-        Value::Text(s.to_owned())
-    }
-
     fn bytes(s: &str) -> Value {
         Value::Bytes(s.as_bytes().to_vec())
-    }
-
-    fn map(members: &[(&str, Value)]) -> Value {
-        Value::Map(
-            members
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), v.clone()))
-                .collect(),
-        )
     }
 
     /// `{tag = content}`.

@@ -112,19 +112,7 @@ fn pair(out: &mut String, key: &str, value: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn text(s: &str) -> Value {
-        Value::Text(s.to_owned())
-    }
-
-    fn map(entries: &[(&str, Value)]) -> Value {
-        Value::Map(
-            entries
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), v.clone()))
-                .collect(),
-        )
-    }
+    use crate::test_support::{map, text};
 
     /// The body of `Action=A&Version=V` and `params`, without that prefix.
     fn params(params: Value) -> String {

@@ -162,19 +162,7 @@ fn child_text(node: Node<'_, '_>, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn text(s: &str) -> Value {
-        Value::Text(s.to_owned())
-    }
-
-    fn map(entries: &[(&str, Value)]) -> Value {
-        Value::Map(
-            entries
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), v.clone()))
-                .collect(),
-        )
-    }
+    use crate::test_support::{map, text};
 
     fn root_value(xml: &str) -> Value {
         to_value(Document::parse(xml).unwrap().root_element())

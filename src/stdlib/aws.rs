@@ -279,9 +279,15 @@ fn sign_request(args: &Args, presign: bool) -> Result<SignRequest, Error> {
     })
 }
 
-/// What a signature needs besides the request: the region and the credentials,
-/// the function's unless given.
-fn sign_context(request: &SignRequest) -> Result<(String, Credentials, Time), Error> {
+/// Runs `sign` (SigV4's `sign` or `presign`) on the request `aws.sign` /
+/// `aws.presign` was given, with the region and the credentials (the function's
+/// unless given) and the time (now unless given).
+fn signing<T>(
+    args: &Args,
+    presign: bool,
+    sign: impl FnOnce(&sigv4::Request, &Credentials, &Scope, &SignRequest) -> Result<T, String>,
+) -> Result<T, Error> {
+    let request = sign_request(args, presign)?;
     let region = request
         .region
         .clone()
@@ -296,28 +302,24 @@ fn sign_context(request: &SignRequest) -> Result<(String, Credentials, Time), Er
         Some(given) => given.clone(),
         None => credentials::current().map_err(Error::Failed)?,
     };
-    Ok((region, credentials, request.time.unwrap_or_else(Time::now)))
+    let scope = Scope {
+        service: &request.service,
+        region: &region,
+        time: request.time.unwrap_or_else(Time::now),
+    };
+    let target = sigv4::Request {
+        method: &request.method,
+        url: &request.url,
+        headers: &request.headers,
+        body: &request.body,
+    };
+    sign(&target, &credentials, &scope, &request).map_err(|e| Error::argument(1, e))
 }
 
 fn sign_fn(args: &Args) -> Result<Value, Error> {
-    let request = sign_request(args, false)?;
-    let (region, credentials, time) = sign_context(&request)?;
-    let signed = sigv4::sign(
-        &sigv4::Request {
-            method: &request.method,
-            url: &request.url,
-            headers: &request.headers,
-            body: &request.body,
-        },
-        &credentials,
-        &Scope {
-            service: &request.service,
-            region: &region,
-            time,
-        },
-        &request.options,
-    )
-    .map_err(|e| Error::argument(1, e))?;
+    let signed = signing(args, false, |target, credentials, scope, request| {
+        sigv4::sign(target, credentials, scope, &request.options)
+    })?;
     Ok(Value::Map(
         signed
             .headers
@@ -328,25 +330,15 @@ fn sign_fn(args: &Args) -> Result<Value, Error> {
 }
 
 fn presign_fn(args: &Args) -> Result<Value, Error> {
-    let request = sign_request(args, true)?;
-    let (region, credentials, time) = sign_context(&request)?;
-    let presigned = sigv4::presign(
-        &sigv4::Request {
-            method: &request.method,
-            url: &request.url,
-            headers: &request.headers,
-            body: &request.body,
-        },
-        &credentials,
-        &Scope {
-            service: &request.service,
-            region: &region,
-            time,
-        },
-        &request.options,
-        request.expires,
-    )
-    .map_err(|e| Error::argument(1, e))?;
+    let presigned = signing(args, true, |target, credentials, scope, request| {
+        sigv4::presign(
+            target,
+            credentials,
+            scope,
+            &request.options,
+            request.expires,
+        )
+    })?;
     Ok(Value::Text(presigned.url))
 }
 
