@@ -650,16 +650,13 @@ fn main(event, context) {
 
 /// Standard-mode retries: a service that fails twice then answers is answered
 /// on the third attempt; one that keeps failing gives its error after three.
+/// The first service is found through `AWS_ENDPOINT_URL_DYNAMODB` (over
+/// `AWS_ENDPOINT_URL`, a closed port), the second through the `endpoint` option.
 #[test]
 fn retries_outlast_two_failures_and_stop_at_three_attempts() {
-    let env: Vec<(String, String)> = [
-        ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
-        ("AWS_SECRET_ACCESS_KEY", "secret"),
-        ("AWS_REGION", "eu-west-1"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let closed_url = format!("http://{}", closed.local_addr().expect("its address"));
+    drop(closed);
     for (failures, expected) in [
         (2, json!({ "tables": ["t"] })),
         (
@@ -672,7 +669,22 @@ fn retries_outlast_two_failures_and_stop_at_three_attempts() {
             let scratch = Scratch::new(&named(&format!("aws_retries_{failures}"), lang));
             scratch.write("story.lua", LIST_LUA);
             scratch.write("story.rhai", LIST_RHAI);
-            let event = json!({ "endpoint": service.url(&format!("/flaky/{failures}")) });
+            let endpoint = service.url(&format!("/flaky/{failures}"));
+            let mut env: Vec<(String, String)> = [
+                ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+                ("AWS_SECRET_ACCESS_KEY", "secret"),
+                ("AWS_REGION", "eu-west-1"),
+                ("AWS_ENDPOINT_URL", closed_url.as_str()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+            let event = if failures == 2 {
+                env.push(("AWS_ENDPOINT_URL_DYNAMODB".into(), endpoint));
+                json!({})
+            } else {
+                json!({ "endpoint": endpoint })
+            };
             let (response, ok) = invoke(&scratch, &lang.file("story"), &event, &env);
             assert!(ok, "{lang:?}: {response}");
             assert_eq!(response, expected, "{lang:?}, {failures} failures");

@@ -30,7 +30,8 @@ fn config(args: &Args, index: usize) -> Result<Config, Error> {
     if matches!(args.value(index), Value::Nil) {
         return Ok(config);
     }
-    for (name, value) in args.map(index)? {
+    // An option given as nil / () is not given.
+    for (name, value) in args.map(index)?.iter().filter(|(_, v)| *v != Value::Nil) {
         let text = || option_text(value, index, name);
         match name.as_str() {
             "region" => config.region = Some(text()?),
