@@ -650,7 +650,8 @@ fn main(event, context) {
 
 /// Standard-mode retries: a service that fails twice then answers is answered
 /// on the third attempt; one that keeps failing gives its error after three.
-/// The first service is found through `AWS_ENDPOINT_URL_DYNAMODB` (over
+/// The attempts share `http`'s pooled connection. The first service is found
+/// through `AWS_ENDPOINT_URL_DYNAMODB` (over
 /// `AWS_ENDPOINT_URL`, a closed port), the second through the `endpoint` option.
 #[test]
 fn retries_outlast_two_failures_and_stop_at_three_attempts() {
@@ -690,6 +691,11 @@ fn retries_outlast_two_failures_and_stop_at_three_attempts() {
             assert_eq!(response, expected, "{lang:?}, {failures} failures");
             let requests = service.requests();
             assert_eq!(requests.len(), 3, "{lang:?}: three attempts");
+            assert_eq!(
+                service.connections(),
+                1,
+                "{lang:?}: over one pooled connection"
+            );
             for request in &requests {
                 assert_eq!(
                     request.header("x-amz-target"),
