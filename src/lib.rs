@@ -26,6 +26,7 @@ mod local;
 mod log;
 mod memory;
 mod stdlib;
+mod stream;
 #[cfg(test)]
 mod test_support;
 

@@ -141,6 +141,9 @@ function main(event, context)
   local client = aws.client("sqs", { region = "us-east-1" })
   modules.Client = setmetatable({}, json.array_mt)
   if type(client.send) == "function" then modules.Client[1] = "send" end
+  -- A response stream's methods, from a real one: the answer is then streamed,
+  -- this table (as JSON) its only chunk.
+  modules.ResponseStream = functions(getmetatable(context:stream()).__index)
   return modules
 end
 "#;
@@ -199,6 +202,8 @@ fn rhai_value(ty: &str) -> &'static str {
         "Array" => "[]",
         "Blob" => "blob()",
         "AwsClient" => "aws::client(\"sqs\", #{ region: \"us-east-1\" })",
+        // Made once by the script (a stream may be started once): see below.
+        "ResponseStream" => "response_stream",
         _ => "()",
     }
 }
@@ -234,7 +239,11 @@ fn every_rhai_definition_is_callable() {
         })
         .collect();
     let scratch = Scratch::new("rhai_definitions");
-    scratch.write("calls.rhai", &format!("let missing = [];\n{script}missing"));
+    // The answer is then streamed: `missing`, as JSON, is its only chunk.
+    scratch.write(
+        "calls.rhai",
+        &format!("let missing = [];\nlet response_stream = context.stream();\n{script}missing"),
+    );
     let missing = invoke(&scratch, "calls.rhai");
     assert_eq!(missing, serde_json::json!([]), "defined but not registered");
 }

@@ -44,6 +44,7 @@ example_tests! {
     github_repo: calls_a_local_api_alike,
     dynamodb_crud: calls_aws_alike,
     s3_presign: calls_aws_alike,
+    stream_csv: succeeds_alike,
 }
 
 /// What one `lure invoke` did.

@@ -2,3 +2,4 @@
 
 pub mod runtime;
 pub mod runtime_api;
+pub mod stream_post;

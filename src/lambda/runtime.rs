@@ -12,6 +12,7 @@ use crate::handler_spec;
 use crate::lambda::runtime_api::{ApiError, Invocation, Post, RuntimeApi};
 use crate::limits::Limits;
 use crate::log;
+use crate::stream;
 
 /// Why the loop ended.
 #[derive(Debug)]
@@ -80,9 +81,23 @@ pub fn run(api: &RuntimeApi, handler: &str, task_root: &Path) -> Exit {
             Ok(invocation) => invocation,
             Err(e) => return Exit::Api(e),
         };
+        stream::offer(Box::new(api.stream(&invocation.request_id)));
         let outcome = handle(engine.as_mut(), &info, &limits, &invocation);
-        if let Err(e) = api.answer(&invocation.request_id, &outcome) {
-            return Exit::Api(e);
+        match stream::conclude(&outcome).map(|ended| ended.sent) {
+            // Streamed: its end (the last chunk, or the error's trailers) was the answer.
+            Some(Ok(())) => {}
+            Some(Err(e)) => log::write(
+                log::Level::Error,
+                &format!(
+                    "lure: the streamed response of {} could not be finished: {e}",
+                    invocation.request_id
+                ),
+            ),
+            None => {
+                if let Err(e) = api.answer(&invocation.request_id, &outcome) {
+                    return Exit::Api(e);
+                }
+            }
         }
         if let Err(why) = engine.after_answer() {
             log::write(
@@ -107,8 +122,12 @@ pub fn handle(
     log::set_request_id(Some(&invocation.request_id));
     // A bug in lure must cost one invocation, not the warm environment.
     let outcome = guard_panics(|| engine.invoke(&invocation.body, &context))
-        // The engines already measure their results; this holds for any engine.
-        .and_then(|body| limits.check_response_size(body.len()).map(|()| body));
+        // The engines already measure their results; this holds for any engine. A
+        // streamed answer has its own limit (`stream`'s).
+        .and_then(|body| match stream::is_started() {
+            true => Ok(body),
+            false => limits.check_response_size(body.len()).map(|()| body),
+        });
     if let Err(diagnostic) = &outcome {
         log::invoke_error(diagnostic);
     }

@@ -123,6 +123,11 @@ impl RuntimeApi {
         Ok(RuntimeApi { agent, base })
     }
 
+    /// Where invocation `request_id` streams its answer, if its handler streams.
+    pub fn stream(&self, request_id: &str) -> super::stream_post::ApiStream {
+        super::stream_post::ApiStream::new(&self.base, request_id)
+    }
+
     /// `GET /runtime/invocation/next`: blocks until Lambda has an invocation.
     pub fn next(&self) -> Result<Invocation, ApiError> {
         let path = "/runtime/invocation/next";

@@ -11,6 +11,7 @@ use crate::lambda::runtime_api::Invocation;
 use crate::limits::Limits;
 use crate::local::report::{Report, max_memory_used_mb, new_request_id};
 use crate::log;
+use crate::stream;
 
 /// Process exit codes of `lure invoke`.
 pub mod exit_code {
@@ -60,7 +61,9 @@ pub fn invoke(options: InvokeOptions<'_>) -> u8 {
         body: options.event,
     };
     let started = Instant::now();
+    stream::offer(Box::new(body.stream()));
     let outcome = handle(engine.as_mut(), &info, &limits, &invocation);
+    let ended = stream::conclude(&outcome);
     let duration = started.elapsed();
     // What a script wrote through C's stdio (Lua's `io.write`) is buffered: out
     // with it before the REPORT line, as the logs would have it.
@@ -75,6 +78,18 @@ pub fn invoke(options: InvokeOptions<'_>) -> u8 {
         status: None,
     };
     log::write_raw(format!("{report}\n").as_bytes());
+    if let Some(ended) = ended {
+        // Streamed to stdout as it came; an error after streaming began is the
+        // last line on stderr.
+        return match ended.error {
+            None => exit_code::SUCCESS,
+            Some(diagnostic) => {
+                log::write_raw(&diagnostic.to_json());
+                log::write_raw(b"\n");
+                exit_code::HANDLER_ERROR
+            }
+        };
+    }
     match outcome {
         Ok(response) => {
             body.write(&response);
@@ -84,6 +99,28 @@ pub fn invoke(options: InvokeOptions<'_>) -> u8 {
             body.write(&diagnostic.to_json());
             exit_code::HANDLER_ERROR
         }
+    }
+}
+
+/// A streamed body, to stdout as it comes (the prelude of an HTTP integration
+/// included, as Lambda receives it).
+struct StdoutStream(Body);
+
+impl stream::Sink for StdoutStream {
+    fn start(&mut self, _content_type: &str, prelude: Option<&[u8]>) -> std::io::Result<()> {
+        if let Some(prelude) = prelude {
+            self.0.write(prelude);
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        self.0.write(chunk);
+        Ok(())
+    }
+
+    fn finish(&mut self, _error: Option<&crate::diagnostic::Diagnostic>) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -104,6 +141,11 @@ impl Body {
             return Body(None);
         }
         Body(Some(std::fs::File::from(saved)))
+    }
+
+    /// A second handle on the same stdout, for a streamed body.
+    fn stream(&self) -> StdoutStream {
+        StdoutStream(Body(self.0.as_ref().and_then(|f| f.try_clone().ok())))
     }
 
     fn write(&self, bytes: &[u8]) {

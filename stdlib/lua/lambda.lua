@@ -40,6 +40,35 @@ local LambdaContext = {}
 ---@nodiscard
 function LambdaContext:get_remaining_time_in_millis() end
 
+---What `context:stream` takes, every field optional. With any of
+---`status_code`, `headers`, `cookies` the stream is an HTTP integration's (a
+---Function URL's): the body starts with their prelude.
+---@class StreamOptions
+---@field content_type string? the content type (default `application/octet-stream`)
+---@field status_code integer? the HTTP status (default 200)
+---@field headers table<string, string>? HTTP headers
+---@field cookies string[]? `Set-Cookie` values
+
+---A streamed answer: each `write` goes to Lambda at once.
+---@class ResponseStream
+local ResponseStream = {}
+
+---Sends `data` now as one chunk of the answer (an empty string sends nothing).
+---
+---Example: `out:write("data: " .. json.encode(item) .. "\n\n")`.
+---@param data string
+function ResponseStream:write(data) end
+
+---Streams the answer (Function URLs, `InvokeWithResponseStream`): from now on
+---each `write` is sent at once, up to 200 MiB; what the handler returns is
+---written last (a string as it is, another value as JSON). Once per invocation.
+---An error after streaming began ends the stream with the error's trailers.
+---
+---Example: `local out = context:stream({content_type = "text/event-stream"})`.
+---@param options StreamOptions?
+---@return ResponseStream
+function LambdaContext:stream(options) end
+
 ---A handler: takes the event (decoded JSON, so usually a table) and the
 ---context; what it returns is encoded as JSON and becomes the response.
 ---Raising an error fails the invocation (see `LambdaError`).

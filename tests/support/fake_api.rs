@@ -167,6 +167,9 @@ pub struct Log {
     pub next_requests: usize,
     /// Requests to paths the Runtime API does not have, as `METHOD path`.
     pub unexpected: Vec<String>,
+    /// The chunks of streamed (chunked) POSTs, in the order they arrived, each
+    /// recorded as soon as it is read (before the POST ends).
+    pub chunks: Vec<Vec<u8>>,
 }
 
 impl Log {
@@ -388,7 +391,11 @@ fn serve_connection(stream: TcpStream, shared: &Shared, prefix: &str) {
     let mut reader = BufReader::new(read_half);
     let mut writer = stream;
     loop {
-        let request = match http::read_request(&mut reader) {
+        let mut on_chunk = |chunk: &[u8]| {
+            shared.lock().log.chunks.push(chunk.to_vec());
+            shared.changed.notify_all();
+        };
+        let request = match http::read_request_observed(&mut reader, &mut on_chunk) {
             Ok(Some(request)) => request,
             Ok(None) | Err(_) => return,
         };

@@ -34,7 +34,16 @@ pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str
 
 /// Reads one request; `Ok(None)` when the client closed the connection between requests.
 pub fn read_request(reader: &mut impl BufRead) -> io::Result<Option<Request>> {
-    let Some((start, headers, body)) = read_message(reader)? else {
+    read_request_observed(reader, &mut |_| {})
+}
+
+/// [`read_request`], telling `on_chunk` of each chunk of a chunked body as it
+/// arrives (a streamed response). Trailers join the headers.
+pub fn read_request_observed(
+    reader: &mut impl BufRead,
+    on_chunk: &mut dyn FnMut(&[u8]),
+) -> io::Result<Option<Request>> {
+    let Some((start, headers, body)) = read_message(reader, on_chunk)? else {
         return Ok(None);
     };
     let mut parts = start.split_whitespace();
@@ -66,8 +75,8 @@ impl Response {
 
 /// Reads one response with a `Content-Length` (or chunked) body.
 pub fn read_response(reader: &mut impl BufRead) -> io::Result<Response> {
-    let (start, headers, body) =
-        read_message(reader)?.ok_or_else(|| bad("connection closed before a response".into()))?;
+    let (start, headers, body) = read_message(reader, &mut |_| {})?
+        .ok_or_else(|| bad("connection closed before a response".into()))?;
     let status = start
         .split_whitespace()
         .nth(1)
@@ -82,8 +91,12 @@ pub fn read_response(reader: &mut impl BufRead) -> io::Result<Response> {
 
 type Message = (String, Vec<(String, String)>, Vec<u8>);
 
-/// Start line, headers (names lower-cased) and body of one HTTP/1.1 message.
-fn read_message(reader: &mut impl BufRead) -> io::Result<Option<Message>> {
+/// Start line, headers (names lower-cased, trailers after them) and body of one
+/// HTTP/1.1 message; `on_chunk` sees each chunk of a chunked body as it arrives.
+fn read_message(
+    reader: &mut impl BufRead,
+    on_chunk: &mut dyn FnMut(&[u8]),
+) -> io::Result<Option<Message>> {
     let mut line = String::new();
     // Tolerate stray empty lines between messages (RFC 9112 §2.2).
     loop {
@@ -116,7 +129,7 @@ fn read_message(reader: &mut impl BufRead) -> io::Result<Option<Message>> {
     let body = if header(&headers, "transfer-encoding")
         .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
     {
-        read_chunked(reader)?
+        read_chunked(reader, &mut headers, on_chunk)?
     } else {
         let len = match header(&headers, "content-length") {
             Some(v) => v
@@ -131,7 +144,11 @@ fn read_message(reader: &mut impl BufRead) -> io::Result<Option<Message>> {
     Ok(Some((start, headers, body)))
 }
 
-fn read_chunked(reader: &mut impl BufRead) -> io::Result<Vec<u8>> {
+fn read_chunked(
+    reader: &mut impl BufRead,
+    headers: &mut Vec<(String, String)>,
+    on_chunk: &mut dyn FnMut(&[u8]),
+) -> io::Result<Vec<u8>> {
     let mut body = Vec::new();
     let mut line = String::new();
     loop {
@@ -147,11 +164,17 @@ fn read_chunked(reader: &mut impl BufRead) -> io::Result<Vec<u8>> {
                 if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
                     return Ok(body);
                 }
+                let (name, value) = line
+                    .trim_end()
+                    .split_once(':')
+                    .ok_or_else(|| bad(format!("bad trailer line {line:?}")))?;
+                headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
             }
         }
         let start = body.len();
         body.resize(start + size, 0);
         reader.read_exact(&mut body[start..])?;
+        on_chunk(&body[start..]);
         line.clear();
         reader.read_line(&mut line)?; // the CRLF after the chunk data
     }

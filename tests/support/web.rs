@@ -7,8 +7,10 @@
 //! (one hop to `/echo` with that status), `/slow/MS`, `/hang` (never answers),
 //! `/big/BYTES`, `/json`, `/bad-json`, `/cookies`, `/binary`, and
 //! `/repos/rust-lang/rust` as the GitHub API answers it (404 for other repos).
-//! For `aws`: `/flaky/N/...` (an AWS JSON service that answers its first N
-//! requests 503, then `{"TableNames": ["t"]}`) and `/credentials/KEY/SECRET`
+//! `/gate/N` answers once [`WebServer::release`] was called N times (a handler
+//! held between two steps until the test has seen the first). For `aws`:
+//! `/flaky/N/...` (an AWS JSON service that answers its first N requests 503,
+//! then `{"TableNames": ["t"]}`) and `/credentials/KEY/SECRET`
 //! (a container credentials endpoint handing out that key; both in hex, as a
 //! secret key holds `/` and `+`).
 
@@ -75,6 +77,8 @@ struct State {
     connections: AtomicUsize,
     requests: Mutex<Vec<Request>>,
     stopped: AtomicBool,
+    /// How many times [`WebServer::release`] was called.
+    released: AtomicUsize,
 }
 
 /// A server on 127.0.0.1; stops (and lets hanging requests go) when dropped.
@@ -140,6 +144,11 @@ impl WebServer {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// Lets the requests to `/gate/N` with `N` up to the number of calls so far go.
+    pub fn release(&self) {
+        self.state.released.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -215,6 +224,16 @@ fn route(request: &Request, path: &str, state: &State) -> Option<Answer> {
         "slow" => {
             wait(Duration::from_millis(number(1).unwrap_or(1000)), state);
             (200, Vec::new(), b"slow".to_vec())
+        }
+        "gate" => {
+            // Held until the test has released this gate (or the server stops).
+            let gate = number(1).unwrap_or(1) as usize;
+            while state.released.load(Ordering::SeqCst) < gate
+                && !state.stopped.load(Ordering::SeqCst)
+            {
+                thread::sleep(Duration::from_millis(5));
+            }
+            (200, Vec::new(), b"open".to_vec())
         }
         "hang" => {
             wait(Duration::from_secs(120), state);

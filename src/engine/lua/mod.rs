@@ -33,6 +33,8 @@ pub struct LuaEngine {
     traceback: Rc<RefCell<Vec<String>>>,
     /// `context:get_remaining_time_in_millis()`, shared by every context table.
     remaining_time: Function,
+    /// `context:stream(options)`, shared likewise.
+    stream: Function,
     /// Bytes the Lua state may use.
     memory_limit: usize,
     responses: ResponseBodies,
@@ -117,7 +119,8 @@ impl LuaEngine {
             })
         }
         .map_err(|e| internal_init_error(&e))?;
-        let remaining_time = stdlib::context::lua_methods(&lua).get_remaining_time_in_millis;
+        let methods = stdlib::context::lua_methods(&lua);
+        let (remaining_time, stream) = (methods.get_remaining_time_in_millis, methods.stream);
 
         let chunk = lua
             .load(source)
@@ -137,6 +140,7 @@ impl LuaEngine {
             message_handler,
             traceback,
             remaining_time,
+            stream,
             memory_limit,
             responses: ResponseBodies::new(limits.response_bytes),
             collector: Collector { live: 0 },
@@ -201,6 +205,14 @@ impl LuaEngine {
             .call_protected(&handler, args)
             .map_err(|d| self.with_memory_limit(d))?;
         let result = results.into_iter().next().unwrap_or(Value::Nil);
+        if crate::stream::is_started() {
+            // The stream's last chunk: a string as it is, nil nothing.
+            match &result {
+                Value::Nil => return Ok(Vec::new()),
+                Value::String(text) => return Ok(text.as_bytes().to_vec()),
+                _ => {}
+            }
+        }
         self.responses
             .body(|writer| json::lua::encode(&self.lua, &result, writer))
             .map_err(|d| self.with_memory_limit(d))
@@ -245,7 +257,12 @@ impl LuaEngine {
     fn context_table(&self, context: &Context<'_>) -> mlua::Result<Table> {
         let identity = self.header_json(context.identity)?;
         let client_context = self.header_json(context.client_context)?;
-        let args = (self.remaining_time.clone(), identity, client_context);
+        let args = (
+            self.remaining_time.clone(),
+            identity,
+            client_context,
+            self.stream.clone(),
+        );
         // SAFETY: pushes within the protected call's stack, which has room
         // (`lua_checkstack`); nothing in this frame needs dropping, so an error
         // raised by Lua (out of memory) unwinds it safely to the protected call.
@@ -255,7 +272,7 @@ impl LuaEngine {
                     ffi::lua_pushlstring(state, text.as_ptr().cast::<c_char>(), text.len());
                 };
                 ffi::lua_checkstack(state, 4);
-                ffi::lua_createtable(state, 0, 13);
+                ffi::lua_createtable(state, 0, 14);
                 let table = ffi::lua_gettop(state);
                 let strings = [
                     (c"aws_request_id", context.aws_request_id),
@@ -288,6 +305,7 @@ impl LuaEngine {
                     (c"get_remaining_time_in_millis", 1),
                     (c"identity", 2),
                     (c"client_context", 3),
+                    (c"stream", 4),
                 ];
                 for (name, slot) in values {
                     ffi::lua_pushvalue(state, slot);

@@ -200,7 +200,18 @@ impl Engine for RhaiEngine {
             return Err(Diagnostic::timeout(started.elapsed()));
         }
         let result = result?;
-
+        if crate::stream::is_started() {
+            // The stream's last chunk: text and Blobs as they are, () nothing.
+            if result.is_unit() {
+                return Ok(Vec::new());
+            }
+            if let Some(text) = result.read_lock::<rhai::ImmutableString>() {
+                return Ok(text.as_bytes().to_vec());
+            }
+            if let Some(blob) = result.read_lock::<rhai::Blob>() {
+                return Ok(blob.clone());
+            }
+        }
         self.responses
             .body(|writer| json::rhai::encode(&result, writer))
     }
