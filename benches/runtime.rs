@@ -338,6 +338,7 @@ fn main() -> ExitCode {
     let http = http_workload(&plan, &events[0].bytes);
     let https = https_calls(&plan, &events[0].bytes);
     let aws = aws_workload(&plan, &events[0].bytes);
+    let streams = stream_workload(&plan, &events[0].bytes);
     if plan.smoke {
         println!(
             "runtime bench, smoke run (no --bench): lure-lua, lure-rhai and native start, echo \
@@ -449,6 +450,8 @@ fn main() -> ExitCode {
             .values(aws.warm.each_ref().map(Warm::cpu_per_invocation)),
     ];
     print_table(&rows);
+    println!();
+    print_streams(&streams);
     println!();
     let signing = native::aws_request_cost(10_000);
     println!(
@@ -602,6 +605,94 @@ fn https_calls(plan: &Plan, event: &[u8]) -> [HttpsCalls; 3] {
     }
     let _ = std::fs::remove_file(ca);
     calls
+}
+
+/// One lure runtime's figures for a 1 MiB answer, streamed or buffered.
+#[derive(Default)]
+struct AnswerCalls {
+    first_bytes: Vec<f64>,
+    round_trips: Vec<f64>,
+    round_throughputs: Vec<f64>,
+}
+
+/// Streaming (SPEC 9): a 1 MiB answer streamed in 16 writes
+/// (`benches/handlers/*/stream_1m.*`) against the same answer buffered
+/// (`buffered_1m.*`), per language: `[lua, rhai]` of `[streamed, buffered]`.
+fn stream_workload(plan: &Plan, event: &[u8]) -> [[AnswerCalls; 2]; 2] {
+    const MIB: usize = 1 << 20;
+    let modes = [("stream_1m", MIB), ("buffered_1m", MIB + 2)];
+    let runtimes: Vec<(usize, usize, Runtime, usize)> = modes
+        .iter()
+        .enumerate()
+        .flat_map(|(m, &(workload, length))| {
+            let [lua, rhai, _native] = runtimes(workload);
+            [(0, m, lua, length), (1, m, rhai, length)]
+        })
+        .collect();
+    let processes: Vec<Process> = runtimes
+        .iter()
+        .map(|(_, _, r, _)| Process::start(r, &[]).0)
+        .collect();
+    let reply = fake_api::next_reply(event);
+    let mut calls: [[AnswerCalls; 2]; 2] = Default::default();
+    for round in 0..=plan.rounds {
+        for ((lang, mode, runtime, length), process) in runtimes.iter().zip(&processes) {
+            let result = process.api.run(Run {
+                reply: reply.clone(),
+                min_count: plan.round_count[1],
+                min_time: if round == 0 {
+                    Duration::ZERO
+                } else {
+                    plan.round_time
+                },
+                max_time: plan.round_time * 5 + Duration::from_secs(5),
+            });
+            if result.first_response.len() != *length {
+                panic!(
+                    "{} ({}) answered {} bytes, not {length}",
+                    runtime.name,
+                    runtime.workload,
+                    result.first_response.len()
+                );
+            }
+            // Round 0 warms up.
+            if round > 0 {
+                let c = &mut calls[*lang][*mode];
+                c.round_throughputs.push(result.throughput());
+                c.first_bytes
+                    .extend(result.first_bytes.iter().map(Duration::as_secs_f64));
+                c.round_trips
+                    .extend(result.round_trips.iter().map(Duration::as_secs_f64));
+            }
+        }
+    }
+    calls
+}
+
+/// The streamed answer against the buffered one, per language.
+fn print_streams(calls: &[[AnswerCalls; 2]; 2]) {
+    let p50 = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    println!(
+        "| 1 MiB answer: streamed (16 writes) / buffered | lure-lua streamed | lure-lua buffered | lure-rhai streamed | lure-rhai buffered |"
+    );
+    println!("|---|---:|---:|---:|---:|");
+    let row = |label: &str, value: &dyn Fn(&AnswerCalls) -> String| {
+        let cells: Vec<String> = calls.iter().flatten().map(value).collect();
+        println!("| {label} | {} |", cells.join(" | "));
+    };
+    row("first byte of the answer, p50", &|c| {
+        format!("{:.2} ms", p50(&c.first_bytes) * 1e3)
+    });
+    row("whole answer, round trip p50", &|c| {
+        format!("{:.2} ms", p50(&c.round_trips) * 1e3)
+    });
+    row("throughput (median of rounds)", &|c| {
+        format!("{:.0}/s", p50(&c.round_throughputs))
+    });
 }
 
 /// The `aws` workload's runtimes, calling `stand_in` with a key of the bench's.

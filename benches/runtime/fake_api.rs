@@ -66,6 +66,9 @@ pub struct RunResult {
     pub elapsed: Duration,
     /// The body of the first `/response`, to check that the runtime echoed.
     pub first_response: Vec<u8>,
+    /// Per invocation, from writing the `/next` reply to the first byte of the
+    /// response's body (a streamed response's first chunk).
+    pub first_bytes: Vec<Duration>,
 }
 
 impl RunResult {
@@ -97,6 +100,7 @@ struct Progress {
     sent_at: Option<Instant>,
     last_answer: Option<Instant>,
     round_trips: Vec<Duration>,
+    first_bytes: Vec<Duration>,
     first_response: Option<Vec<u8>>,
     finished: bool,
 }
@@ -152,6 +156,7 @@ impl FakeApi {
             sent_at: None,
             last_answer: None,
             round_trips: Vec::with_capacity(capacity),
+            first_bytes: Vec::with_capacity(capacity),
             first_response: None,
             finished: false,
         });
@@ -184,6 +189,7 @@ impl FakeApi {
             round_trips: progress.round_trips,
             elapsed,
             first_response: progress.first_response.unwrap_or_default(),
+            first_bytes: progress.first_bytes,
         }
     }
 
@@ -238,8 +244,9 @@ impl Shared {
         }
     }
 
-    /// A `/response` POST was read completely at `arrived`.
-    fn answer(&self, body: &mut Vec<u8>, arrived: Instant) {
+    /// A `/response` POST was read completely at `arrived`, its body's first
+    /// byte having arrived at `first_byte`.
+    fn answer(&self, body: &mut Vec<u8>, first_byte: Instant, arrived: Instant) {
         let mut state = self.lock();
         let Some(progress) = state.run.as_mut() else {
             return;
@@ -248,6 +255,7 @@ impl Shared {
             return;
         };
         progress.round_trips.push(arrived - sent_at);
+        progress.first_bytes.push(first_byte - sent_at);
         progress.last_answer = Some(arrived);
         if progress.first_response.is_none() {
             progress.first_response = Some(std::mem::take(body));
@@ -271,6 +279,7 @@ fn serve(stream: TcpStream, shared: &Shared) -> io::Result<()> {
             return Ok(());
         }
         let mut content_length = 0;
+        let mut chunked = false;
         loop {
             header.clear();
             if reader.read_until(b'\n', &mut header)? == 0 {
@@ -285,12 +294,46 @@ fn serve(stream: TcpStream, shared: &Shared) -> io::Result<()> {
                     .and_then(|v| v.parse().ok())
                     .ok_or_else(|| io::Error::other("bad Content-Length"))?;
             }
-            if header_value(&header, b"transfer-encoding").is_some() {
-                return Err(io::Error::other("chunked requests are not supported"));
+            if header_value(&header, b"transfer-encoding")
+                .is_some_and(|v| v.eq_ignore_ascii_case(b"chunked"))
+            {
+                chunked = true;
             }
         }
-        body.resize(content_length, 0);
-        reader.read_exact(&mut body)?;
+        let first_byte;
+        if chunked {
+            // A streamed response: chunks, then (trailers and) an empty line.
+            body.clear();
+            let mut first = None;
+            loop {
+                header.clear();
+                reader.read_until(b'\n', &mut header)?;
+                let size = std::str::from_utf8(header.trim_ascii())
+                    .ok()
+                    .and_then(|s| usize::from_str_radix(s, 16).ok())
+                    .ok_or_else(|| io::Error::other("bad chunk size"))?;
+                if size == 0 {
+                    loop {
+                        header.clear();
+                        if reader.read_until(b'\n', &mut header)? == 0 || header == b"\r\n" {
+                            break;
+                        }
+                    }
+                    break;
+                }
+                let start = body.len();
+                body.resize(start + size, 0);
+                reader.read_exact(&mut body[start..])?;
+                first.get_or_insert_with(Instant::now);
+                header.clear();
+                reader.read_until(b'\n', &mut header)?;
+            }
+            first_byte = first.unwrap_or_else(Instant::now);
+        } else {
+            first_byte = Instant::now();
+            body.resize(content_length, 0);
+            reader.read_exact(&mut body)?;
+        }
         let arrived = Instant::now();
 
         let mut parts = request_line.split(|&b| b == b' ');
@@ -302,7 +345,7 @@ fn serve(stream: TcpStream, shared: &Shared) -> io::Result<()> {
                 None => return writer.write_all(GONE),
             }
         } else if method == b"POST" && path.ends_with(b"/response") {
-            shared.answer(&mut body, arrived);
+            shared.answer(&mut body, first_byte, arrived);
             writer.write_all(ACCEPTED)?;
         } else {
             // An `/error` or `/init/error` means the handler did not echo: the bench
