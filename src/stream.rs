@@ -4,7 +4,8 @@
 //! stdout). The state lives on the invocation's thread, as the deadline's does:
 //! the engines and the stdlib reach it without a handle.
 //!
-//! The order of an invocation: [`offer`] a sink; the script may [`start`] (once)
+//! The caller says once where streams go ([`set_opener`]); then, per invocation:
+//! [`offer`] streaming; the script may [`start`] (once: the sink is opened then)
 //! and [`write`]; the engine asks [`is_started`] to know how to give its result;
 //! [`conclude`] then writes that result as the last chunk, or ends the stream
 //! with the error's trailers. An invocation that never started is answered as
@@ -91,10 +92,19 @@ impl Options {
     }
 }
 
-/// One invocation's stream.
+/// Opens the sink of a stream, for the invocation with this request id.
+pub type Opener = Box<dyn FnMut(&str) -> Box<dyn Sink>>;
+
+/// The running invocation's stream. Kept for the thread's life and reset per
+/// invocation, so that offering streaming costs an invocation that never
+/// streams no allocation.
+#[derive(Default)]
 struct Stream {
-    sink: Box<dyn Sink>,
-    started: bool,
+    /// Streaming is possible for the running invocation.
+    offered: bool,
+    request_id: String,
+    /// Open once the script started the stream.
+    sink: Option<Box<dyn Sink>>,
     /// Bytes sent so far, prelude included.
     sent: u64,
     /// Why the stream must end in error whatever the script does next (the cap
@@ -103,39 +113,50 @@ struct Stream {
 }
 
 thread_local! {
-    static CURRENT: RefCell<Option<Stream>> = const { RefCell::new(None) };
+    static CURRENT: RefCell<Stream> = RefCell::new(Stream::default());
+    static OPENER: RefCell<Option<Opener>> = const { RefCell::new(None) };
 }
 
-/// Makes streaming possible for the invocation about to run, into `sink`.
-pub fn offer(sink: Box<dyn Sink>) {
-    CURRENT.with_borrow_mut(|current| {
-        *current = Some(Stream {
-            sink,
-            started: false,
-            sent: 0,
-            failure: None,
-        });
+/// Where this thread's invocations stream to: the Runtime API, stdout.
+pub fn set_opener(opener: Opener) {
+    OPENER.set(Some(opener));
+}
+
+/// Makes streaming possible for the invocation `request_id`, about to run.
+pub fn offer(request_id: &str) {
+    CURRENT.with_borrow_mut(|stream| {
+        stream.offered = true;
+        stream.request_id.clear();
+        stream.request_id.push_str(request_id);
+        stream.sink = None;
+        stream.sent = 0;
+        stream.failure = None;
     });
 }
 
 /// Whether the running invocation streams.
 pub fn is_started() -> bool {
-    CURRENT.with_borrow(|current| current.as_ref().is_some_and(|s| s.started))
+    CURRENT.with_borrow(|stream| stream.sink.is_some())
 }
 
 /// `context:stream(options)`: begins the answer. The error says why it cannot.
 pub fn start(options: &Options) -> Result<(), String> {
-    CURRENT.with_borrow_mut(|current| {
-        let Some(stream) = current.as_mut() else {
+    CURRENT.with_borrow_mut(|stream| {
+        if !stream.offered {
             return Err("this invocation cannot stream".into());
-        };
-        if stream.started {
+        }
+        if stream.sink.is_some() {
             return Err("the invocation already streams (stream may be called once)".into());
         }
-        stream.started = true;
+        let opened =
+            OPENER.with_borrow_mut(|opener| opener.as_mut().map(|open| open(&stream.request_id)));
+        let Some(sink) = opened else {
+            return Err("this invocation cannot stream".into());
+        };
+        let sink = stream.sink.insert(sink);
         let (content_type, prelude) = options.content_type_and_prelude();
         stream.sent = prelude.as_ref().map_or(0, |p| p.len() as u64);
-        if let Err(e) = stream.sink.start(&content_type, prelude.as_deref()) {
+        if let Err(e) = sink.start(&content_type, prelude.as_deref()) {
             return Err(fail(stream, format!("the stream could not start: {e}")));
         }
         Ok(())
@@ -153,12 +174,12 @@ fn fail(stream: &mut Stream, message: String) -> String {
 
 /// `out:write(data)`: sends `data` at once as one chunk (nothing for empty data).
 pub fn write(data: &[u8]) -> Result<(), String> {
-    CURRENT.with_borrow_mut(|current| {
-        let Some(stream) = current.as_mut().filter(|s| s.started) else {
-            return Err("the stream is not open (write after the handler returned?)".into());
-        };
+    CURRENT.with_borrow_mut(|stream| {
         if let Some(failure) = &stream.failure {
             return Err(failure.error_message.clone());
+        }
+        if !stream.offered || stream.sink.is_none() {
+            return Err("the stream is not open (write after the handler returned?)".into());
         }
         if data.is_empty() {
             return Ok(());
@@ -177,10 +198,11 @@ pub fn write(data: &[u8]) -> Result<(), String> {
             return Err(message);
         }
         stream.sent += data.len() as u64;
-        stream
-            .sink
-            .write(data)
-            .map_err(|e| fail(stream, format!("the stream broke: {e}")))
+        let written = stream.sink.as_mut().map(|sink| sink.write(data));
+        match written {
+            Some(Err(e)) => Err(fail(stream, format!("the stream broke: {e}"))),
+            _ => Ok(()),
+        }
     })
 }
 
@@ -198,14 +220,14 @@ pub struct Ended {
 /// trailers. `None` when the invocation did not stream: its caller answers it.
 /// Streaming is not possible again until the next [`offer`].
 pub fn conclude(outcome: &Result<Vec<u8>, Diagnostic>) -> Option<Ended> {
-    let mut stream = CURRENT.with_borrow_mut(Option::take)?;
-    if !stream.started {
-        return None;
-    }
-    let mut error = stream.failure.take();
+    let (mut sink, sent, failure) = CURRENT.with_borrow_mut(|stream| {
+        stream.offered = false;
+        Some((stream.sink.take()?, stream.sent, stream.failure.take()))
+    })?;
+    let mut error = failure;
     if error.is_none() {
         match outcome {
-            Ok(body) if stream.sent + body.len() as u64 > MAX_STREAM_BYTES => {
+            Ok(body) if sent + body.len() as u64 > MAX_STREAM_BYTES => {
                 error = Some(Diagnostic::runtime(
                     error_type::RESPONSE_SIZE_TOO_LARGE,
                     format!(
@@ -214,7 +236,7 @@ pub fn conclude(outcome: &Result<Vec<u8>, Diagnostic>) -> Option<Ended> {
                 ));
             }
             Ok(body) if !body.is_empty() => {
-                if let Err(e) = stream.sink.write(body) {
+                if let Err(e) = sink.write(body) {
                     return Some(Ended {
                         error: None,
                         sent: Err(e),
@@ -225,7 +247,7 @@ pub fn conclude(outcome: &Result<Vec<u8>, Diagnostic>) -> Option<Ended> {
             Err(diagnostic) => error = Some(diagnostic.clone()),
         }
     }
-    let sent = stream.sink.finish(error.as_ref());
+    let sent = sink.finish(error.as_ref());
     Some(Ended { error, sent })
 }
 
@@ -251,7 +273,6 @@ mod tests {
     use super::*;
 
     /// A sink that records what it was told.
-    #[derive(Default)]
     struct Recorder(Rc<RefCell<Vec<String>>>);
 
     impl Sink for Recorder {
@@ -276,9 +297,17 @@ mod tests {
         }
     }
 
-    fn recorded(run: impl FnOnce() -> Result<Vec<u8>, Diagnostic>) -> Vec<String> {
+    /// Streams of this thread go to a [`Recorder`] writing into the log returned.
+    fn recording() -> Rc<RefCell<Vec<String>>> {
         let log = Rc::new(RefCell::new(Vec::new()));
-        offer(Box::new(Recorder(Rc::clone(&log))));
+        let shared = Rc::clone(&log);
+        set_opener(Box::new(move |_| Box::new(Recorder(Rc::clone(&shared)))));
+        log
+    }
+
+    fn recorded(run: impl FnOnce() -> Result<Vec<u8>, Diagnostic>) -> Vec<String> {
+        let log = recording();
+        offer("r1");
         let outcome = run();
         if let Some(ended) = conclude(&outcome) {
             ended.sent.unwrap();
@@ -309,7 +338,8 @@ mod tests {
 
     #[test]
     fn an_invocation_that_does_not_stream_is_left_to_its_caller() {
-        offer(Box::new(Recorder::default()));
+        let _log = recording();
+        offer("r1");
         assert!(!is_started());
         assert!(conclude(&Ok(b"{}".to_vec())).is_none());
         assert!(

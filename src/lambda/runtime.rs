@@ -76,12 +76,13 @@ pub fn run(api: &RuntimeApi, handler: &str, task_root: &Path) -> Exit {
             return Exit::Init(diagnostic);
         }
     };
+    stream::set_opener(api.stream_opener());
     loop {
         let invocation = match api.next() {
             Ok(invocation) => invocation,
             Err(e) => return Exit::Api(e),
         };
-        stream::offer(Box::new(api.stream(&invocation.request_id)));
+        stream::offer(&invocation.request_id);
         let outcome = handle(engine.as_mut(), &info, &limits, &invocation);
         match stream::conclude(&outcome).map(|ended| ended.sent) {
             // Streamed: its end (the last chunk, or the error's trailers) was the answer.

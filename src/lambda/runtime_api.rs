@@ -123,9 +123,10 @@ impl RuntimeApi {
         Ok(RuntimeApi { agent, base })
     }
 
-    /// Where invocation `request_id` streams its answer, if its handler streams.
-    pub fn stream(&self, request_id: &str) -> super::stream_post::ApiStream {
-        super::stream_post::ApiStream::new(&self.base, request_id)
+    /// Opens the streamed answer of an invocation, when its handler streams.
+    pub fn stream_opener(&self) -> crate::stream::Opener {
+        let base = self.base.clone();
+        Box::new(move |request_id| Box::new(super::stream_post::ApiStream::new(&base, request_id)))
     }
 
     /// `GET /runtime/invocation/next`: blocks until Lambda has an invocation.

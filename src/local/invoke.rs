@@ -61,7 +61,9 @@ pub fn invoke(options: InvokeOptions<'_>) -> u8 {
         body: options.event,
     };
     let started = Instant::now();
-    stream::offer(Box::new(body.stream()));
+    let stdout = body.stream();
+    stream::set_opener(Box::new(move |_| Box::new(stdout.again())));
+    stream::offer(&request_id);
     let outcome = handle(engine.as_mut(), &info, &limits, &invocation);
     let ended = stream::conclude(&outcome);
     let duration = started.elapsed();
@@ -105,6 +107,12 @@ pub fn invoke(options: InvokeOptions<'_>) -> u8 {
 /// A streamed body, to stdout as it comes (the prelude of an HTTP integration
 /// included, as Lambda receives it).
 struct StdoutStream(Body);
+
+impl StdoutStream {
+    fn again(&self) -> StdoutStream {
+        self.0.stream()
+    }
+}
 
 impl stream::Sink for StdoutStream {
     fn start(&mut self, _content_type: &str, prelude: Option<&[u8]>) -> std::io::Result<()> {
