@@ -3,38 +3,21 @@
 
 mod support;
 
-use std::process::Command;
-
 use serde_json::{Value, json};
 use support::moto::Moto;
 use support::web::WebServer;
 use support::{Lang, Scratch};
 
-const LURE: &str = env!("CARGO_BIN_EXE_lure");
-
 /// Runs `lure invoke` on `file` in `scratch` with `event`, in `env` only (no
 /// machine configuration: HOME is unset, so no `~/.aws`). The response, and
 /// whether the handler succeeded.
 fn invoke(scratch: &Scratch, file: &str, event: &Value, env: &[(String, String)]) -> (Value, bool) {
-    let output = Command::new(LURE)
-        .args(["invoke", file, "--event", "-", "--task-root"])
-        .arg(scratch.task_root())
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .expect("piped stdin")
-                .write_all(event.to_string().as_bytes())?;
-            child.wait_with_output()
-        })
-        .expect("run lure invoke");
+    let output = support::lure::invoke(
+        &scratch.task_root(),
+        file,
+        event.to_string().as_bytes(),
+        Some(env),
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     let response = serde_json::from_str(&stdout).unwrap_or_else(|e| {
         panic!(

@@ -309,24 +309,12 @@ fn lure_invoke_prints_the_stream_and_its_error() {
     scratch.write("streamer.rhai", STREAMER_RHAI);
     for lang in [Lang::Lua, Lang::Rhai] {
         let run = |event: Value| {
-            let output = std::process::Command::new(env!("CARGO_BIN_EXE_lure"))
-                .args(["invoke", &lang.file("streamer"), "--task-root"])
-                .arg(scratch.task_root())
-                .args(["--event", "-"])
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .and_then(|mut child| {
-                    use std::io::Write;
-                    child
-                        .stdin
-                        .take()
-                        .unwrap()
-                        .write_all(event.to_string().as_bytes())?;
-                    child.wait_with_output()
-                })
-                .expect("lure invoke");
+            let output = support::lure::invoke(
+                &scratch.task_root(),
+                &lang.file("streamer"),
+                event.to_string().as_bytes(),
+                None,
+            );
             (
                 output.status.code(),
                 output.stdout,

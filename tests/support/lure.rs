@@ -115,3 +115,34 @@ impl Drop for Lure {
         }
     }
 }
+
+/// Runs `lure invoke HANDLER --event - --task-root TASK_ROOT` with `event` on
+/// stdin, to its end. With `env`, that is the whole environment (nothing of the
+/// machine's, HOME included); without, lure inherits the test's.
+pub fn invoke(
+    task_root: &Path,
+    handler: &str,
+    event: &[u8],
+    env: Option<&[(String, String)]>,
+) -> std::process::Output {
+    use std::io::Write;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_lure"));
+    command
+        .args(["invoke", handler, "--event", "-", "--task-root"])
+        .arg(task_root)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(env) = env {
+        command
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    }
+    command
+        .spawn()
+        .and_then(|mut child| {
+            child.stdin.take().expect("piped stdin").write_all(event)?;
+            child.wait_with_output()
+        })
+        .unwrap_or_else(|e| panic!("lure invoke {handler}: {e}"))
+}
