@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::service::{self, Protocol, Service};
 use super::sigv4::{self, Credentials, Options, Scope, Time};
-use super::{credentials, query, s3, xml};
+use super::{credentials, query, s3, var, xml};
 use crate::deadline;
 use crate::http;
 use crate::stdlib::binding::Value;
@@ -106,20 +106,12 @@ pub struct Prepared {
     pub body: Vec<u8>,
 }
 
-fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
 impl Client {
     /// A client for the service boto3 calls `name`; the error says what is missing.
     pub fn new(name: &str, config: Config) -> Result<Client, String> {
         let service = service::lookup(name)
             .ok_or_else(|| format!("unknown service {name:?} (known: {})", service::names()))?;
-        let region = config
-            .region
-            .or_else(|| var("AWS_REGION"))
-            .or_else(|| var("AWS_DEFAULT_REGION"))
-            .ok_or("no region: set AWS_REGION (Lambda does) or pass region")?;
+        let region = super::region(config.region)?;
         let custom = config
             .endpoint
             .or_else(|| var(&service.endpoint_variable()))

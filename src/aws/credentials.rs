@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::sigv4::Credentials;
+use super::var;
 use crate::http;
 use crate::stdlib::time;
 
@@ -67,10 +68,6 @@ fn resolve() -> Result<Cached, String> {
          shared credentials file"
             .into(),
     )
-}
-
-fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 fn from_environment() -> Option<Credentials> {

@@ -19,3 +19,17 @@ pub mod s3;
 pub mod service;
 pub mod sigv4;
 pub mod xml;
+
+/// An environment variable that is set and not empty (the SDKs ignore empty ones).
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The region: `given`, else `AWS_REGION` (what Lambda sets), else
+/// `AWS_DEFAULT_REGION`; the error says so.
+pub fn region(given: Option<String>) -> Result<String, String> {
+    given
+        .or_else(|| var("AWS_REGION"))
+        .or_else(|| var("AWS_DEFAULT_REGION"))
+        .ok_or_else(|| "no region: set AWS_REGION (Lambda does) or give region".into())
+}

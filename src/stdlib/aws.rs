@@ -289,16 +289,7 @@ fn signing<T>(
     sign: impl FnOnce(&sigv4::Request, &Credentials, &Scope, &SignRequest) -> Result<T, String>,
 ) -> Result<T, Error> {
     let request = sign_request(args, presign)?;
-    let region = request
-        .region
-        .clone()
-        .or_else(|| std::env::var("AWS_REGION").ok().filter(|r| !r.is_empty()))
-        .or_else(|| {
-            std::env::var("AWS_DEFAULT_REGION")
-                .ok()
-                .filter(|r| !r.is_empty())
-        })
-        .ok_or_else(|| Error::Failed("no region: set AWS_REGION or give region".into()))?;
+    let region = crate::aws::region(request.region.clone()).map_err(Error::Failed)?;
     let credentials = match &request.credentials {
         Some(given) => given.clone(),
         None => credentials::current().map_err(Error::Failed)?,
