@@ -242,7 +242,10 @@ pub fn send(
         "ListObjectsV2" => list_result(&response),
         "DeleteObjects" => delete_result(&response),
         "CopyObject" => copy_result(&response),
-        _ => Ok(header_result(&response, operation == "GetObject")),
+        _ => Ok(Value::Map(header_result(
+            &response,
+            operation == "GetObject",
+        ))),
     }
 }
 
@@ -411,7 +414,7 @@ fn header<'a>(response: &'a http::Response, name: &str) -> Option<&'a str> {
 
 /// GetObject, HeadObject, PutObject, DeleteObject: what the headers say, and
 /// for GetObject the body.
-fn header_result(response: &http::Response, with_body: bool) -> Value {
+fn header_result(response: &http::Response, with_body: bool) -> Vec<(String, Value)> {
     let mut out: Vec<(String, Value)> = Vec::new();
     if with_body {
         out.push(("Body".into(), Value::Decoded(response.body.clone())));
@@ -444,7 +447,7 @@ fn header_result(response: &http::Response, with_body: bool) -> Value {
     if !metadata.is_empty() || with_body {
         out.push(("Metadata".into(), Value::Map(metadata)));
     }
-    Value::Map(out)
+    out
 }
 
 /// The XML answer's root, or the error S3 can send with a 200 (CopyObject).
@@ -453,9 +456,7 @@ fn xml_root(response: &http::Response) -> Result<Value, Failure> {
     let doc = roxmltree::Document::parse(&text)
         .map_err(|e| Failure::Invalid(format!("S3's answer is not XML ({e})")))?;
     if doc.root_element().tag_name().name() == "Error" {
-        let mut error = service_error(response);
-        error.status = response.status;
-        return Err(Failure::Service(error));
+        return Err(Failure::Service(service_error(response)));
     }
     Ok(xml::to_value(doc.root_element()))
 }
@@ -528,9 +529,7 @@ fn delete_result(response: &http::Response) -> Result<Value, Failure> {
 
 fn copy_result(response: &http::Response) -> Result<Value, Failure> {
     let result = xml_root(response)?;
-    let Value::Map(mut entries) = header_result(response, false) else {
-        unreachable!("header_result gives a map")
-    };
+    let mut entries = header_result(response, false);
     entries.retain(|(k, _)| k != "ContentLength" && k != "ContentType");
     entries.push(("CopyObjectResult".into(), result));
     Ok(Value::Map(entries))
