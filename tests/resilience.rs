@@ -197,12 +197,7 @@ fn check_timeout(s: &mut Scenario, id: &str, mode: &str) {
     let body = check_runtime_error(s, invocation, "Runtime.Timeout");
     let message = body["errorMessage"].as_str().unwrap_or_default();
     assert!(message.starts_with("Task timed out after"), "{body}");
-    let post = s
-        .api
-        .posts()
-        .into_iter()
-        .find(|p| p.request_id.as_deref() == Some(id) && p.accepted())
-        .expect("the answer just seen");
+    let post = s.wait_answer(id);
     // An upper bound: only a late stop fails it, never a slow machine that is on time.
     assert!(
         post.received_ms < deadline,

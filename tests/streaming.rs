@@ -113,15 +113,7 @@ fn streamed(s: &mut Scenario, invocation: Invocation) -> Post {
 
 /// The streamed POST answering invocation `id`, once it ended.
 fn streamed_answer(s: &mut Scenario, id: &str) -> Post {
-    s.wait_for(&format!("the answer to {id}"), |log| {
-        log.accepted_answers(id) > 0
-    });
-    let post = s
-        .api
-        .posts()
-        .into_iter()
-        .find(|p| p.request_id.as_deref() == Some(id) && p.accepted())
-        .expect("the answer just seen");
+    let post = s.wait_answer(id);
     assert_eq!(
         post.kind,
         PostKind::Response,

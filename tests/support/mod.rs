@@ -168,15 +168,18 @@ impl Scenario {
     pub fn answer(&mut self, invocation: Invocation) -> Post {
         let id = invocation.request_id.clone();
         self.api.push(invocation);
+        self.wait_answer(&id)
+    }
+
+    /// Waits for the accepted POST answering invocation `id` (already queued).
+    pub fn wait_answer(&mut self, id: &str) -> Post {
         self.wait_for(&format!("an answer to invocation {id:?}"), |log| {
-            log.posts
-                .iter()
-                .any(|p| p.request_id.as_deref() == Some(&id) && p.accepted())
+            log.accepted_answers(id) > 0
         });
         self.api
             .posts()
             .into_iter()
-            .find(|p| p.request_id.as_deref() == Some(&id) && p.accepted())
+            .find(|p| p.request_id.as_deref() == Some(id) && p.accepted())
             .expect("the answer just seen")
     }
 
