@@ -163,8 +163,9 @@ pub fn start(options: &Options) -> Result<(), String> {
     })
 }
 
-/// Marks `stream` failed with `message` (a `Runtime.StreamError`-like runtime
-/// error, kept for [`conclude`]); returns the message for the script.
+/// Marks `stream` failed with `message` (a `Runtime.InternalError`: the sink
+/// failed, lure cannot deliver the answer; kept for [`conclude`]); returns the
+/// message for the script.
 fn fail(stream: &mut Stream, message: String) -> String {
     stream
         .failure
@@ -184,17 +185,9 @@ pub fn write(data: &[u8]) -> Result<(), String> {
         if data.is_empty() {
             return Ok(());
         }
-        if stream.sent + data.len() as u64 > MAX_STREAM_BYTES {
-            let message = format!(
-                "the streamed response would pass Lambda's limit of {MAX_STREAM_BYTES} bytes \
-                 ({} sent, {} more written)",
-                stream.sent,
-                data.len()
-            );
-            stream.failure = Some(Diagnostic::runtime(
-                error_type::RESPONSE_SIZE_TOO_LARGE,
-                message.clone(),
-            ));
+        if let Some(too_large) = past_cap(stream.sent, data.len()) {
+            let message = too_large.error_message.clone();
+            stream.failure = Some(too_large);
             return Err(message);
         }
         stream.sent += data.len() as u64;
@@ -203,6 +196,20 @@ pub fn write(data: &[u8]) -> Result<(), String> {
             Some(Err(e)) => Err(fail(stream, format!("the stream broke: {e}"))),
             _ => Ok(()),
         }
+    })
+}
+
+/// `Function.ResponseSizeTooLarge` when `more` bytes after `sent` would pass
+/// Lambda's limit for a stream.
+fn past_cap(sent: u64, more: usize) -> Option<Diagnostic> {
+    (sent + more as u64 > MAX_STREAM_BYTES).then(|| {
+        Diagnostic::runtime(
+            error_type::RESPONSE_SIZE_TOO_LARGE,
+            format!(
+                "the streamed response would pass Lambda's limit of {MAX_STREAM_BYTES} bytes \
+                 ({sent} sent, {more} more written)"
+            ),
+        )
     })
 }
 
@@ -227,23 +234,18 @@ pub fn conclude(outcome: &Result<Vec<u8>, Diagnostic>) -> Option<Ended> {
     let mut error = failure;
     if error.is_none() {
         match outcome {
-            Ok(body) if sent + body.len() as u64 > MAX_STREAM_BYTES => {
-                error = Some(Diagnostic::runtime(
-                    error_type::RESPONSE_SIZE_TOO_LARGE,
-                    format!(
-                        "the streamed response would pass Lambda's limit of {MAX_STREAM_BYTES} bytes"
-                    ),
-                ));
-            }
-            Ok(body) if !body.is_empty() => {
-                if let Err(e) = sink.write(body) {
+            Ok(body) => {
+                error = past_cap(sent, body.len());
+                if error.is_none()
+                    && !body.is_empty()
+                    && let Err(e) = sink.write(body)
+                {
                     return Some(Ended {
                         error: None,
                         sent: Err(e),
                     });
                 }
             }
-            Ok(_) => {}
             Err(diagnostic) => error = Some(diagnostic.clone()),
         }
     }
