@@ -32,7 +32,7 @@ fn config(args: &Args, index: usize) -> Result<Config, Error> {
     }
     // An option given as nil / () is not given.
     for (name, value) in args.map(index)?.iter().filter(|(_, v)| *v != Value::Nil) {
-        let text = || option_text(value, index, name);
+        let text = || binding::option_text(value, index, name);
         match name.as_str() {
             "region" => config.region = Some(text()?),
             "endpoint" => config.endpoint = Some(text()?),
@@ -48,18 +48,6 @@ fn config(args: &Args, index: usize) -> Result<Config, Error> {
     Ok(config)
 }
 
-fn option_text(value: &Value, index: usize, name: &str) -> Result<String, Error> {
-    match value {
-        Value::Text(s) => Ok(s.clone()),
-        Value::Bytes(b) => String::from_utf8(b.clone())
-            .map_err(|_| Error::argument(index, format!("option {name} is not UTF-8 text"))),
-        _ => Err(Error::argument(
-            index,
-            format!("option {name} must be a string"),
-        )),
-    }
-}
-
 /// `{access_key_id=, secret_access_key=, session_token=}`.
 fn credentials_option(value: &Value, index: usize) -> Result<Credentials, Error> {
     let Value::Map(entries) = value else {
@@ -72,7 +60,11 @@ fn credentials_option(value: &Value, index: usize) -> Result<Credentials, Error>
     let mut secret_access_key = None;
     let mut session_token = None;
     for (name, value) in entries {
-        let text = Some(option_text(value, index, &format!("credentials.{name}"))?);
+        let text = Some(binding::option_text(
+            value,
+            index,
+            &format!("credentials.{name}"),
+        )?);
         match name.as_str() {
             "access_key_id" => access_key_id = text,
             "secret_access_key" => secret_access_key = text,
@@ -194,7 +186,11 @@ fn sign_request(args: &Args, presign: bool) -> Result<SignRequest, Error> {
             .map(|(_, v)| v)
             .filter(|v| !matches!(v, Value::Nil))
     };
-    let text = |name: &str| get(name).map(|v| option_text(v, 1, name)).transpose();
+    let text = |name: &str| {
+        get(name)
+            .map(|v| binding::option_text(v, 1, name))
+            .transpose()
+    };
     let service = text("service")?.ok_or_else(|| {
         Error::argument(1, "needs the field service (\"s3\", \"execute-api\", ...)")
     })?;
@@ -230,11 +226,11 @@ fn sign_request(args: &Args, presign: bool) -> Result<SignRequest, Error> {
                 let value = match value {
                     Value::List(values) => values
                         .iter()
-                        .map(|v| option_text(v, 1, name))
+                        .map(|v| binding::option_text(v, 1, name))
                         .collect::<Result<Vec<_>, _>>()?
                         .join(","),
                     Value::Int(i) => i.to_string(),
-                    other => option_text(other, 1, name)?,
+                    other => binding::option_text(other, 1, name)?,
                 };
                 headers.push((name.clone(), value));
             }

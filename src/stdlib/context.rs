@@ -35,14 +35,8 @@ fn stream_options(value: &Value, lang: Lang) -> Result<stream::Options, Error> {
     };
     let text = |value: &Value, name: &str| -> Result<String, Error> {
         match value {
-            Value::Text(s) => Ok(s.clone()),
-            Value::Bytes(b) => String::from_utf8(b.clone())
-                .map_err(|_| Error::argument(1, format!("option {name} is not UTF-8 text"))),
             Value::Int(i) => Ok(i.to_string()),
-            _ => Err(Error::argument(
-                1,
-                format!("option {name} must be a string"),
-            )),
+            other => binding::option_text(other, 1, name),
         }
     };
     let mut options = stream::Options::default();

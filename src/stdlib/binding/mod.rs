@@ -304,6 +304,20 @@ impl Args {
     }
 }
 
+/// A string inside argument `index` (an option, a member of a table / map): its
+/// text, or an error naming it (`option NAME must be a string`).
+pub fn option_text(value: &Value, index: usize, name: &str) -> Result<String, Error> {
+    match value {
+        Value::Text(s) => Ok(s.clone()),
+        Value::Bytes(b) => String::from_utf8(b.clone())
+            .map_err(|_| Error::argument(index, format!("option {name} is not UTF-8 text"))),
+        _ => Err(Error::argument(
+            index,
+            format!("option {name} must be a string"),
+        )),
+    }
+}
+
 /// The name of `value`'s type in `lang`, for error messages.
 pub fn type_name(value: &Value, lang: Lang) -> &'static str {
     match (value, lang) {
