@@ -682,16 +682,96 @@ function M.handler(event, context)
 end
 return M
 "#;
-    let python = support::python::venv("boto3-venv", &["boto3"]);
     let serve = Serve::start(
         scratch("serve_sdk", &[("app.lua", script)]),
         "app.handler",
         &[],
     );
-    let sdk_script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/serve_sdk.py");
+    let out = run_sdk_script("serve_sdk.py", &[&serve]);
+    assert!(out.contains("boto3 checks passed"), "{out}");
+}
+
+const STREAMER_LUA: &str = r#"
+local M = {}
+function M.handler(event, context)
+  if event.op == "buffered" then return { ok = true } end
+  if event.op == "fail-early" then
+    error({ errorType = "NotReady", errorMessage = "before streaming" })
+  end
+  local out = context:stream({ content_type = "text/csv" })
+  if event.op == "big" then -- past what Invoke returns
+    local mib = string.rep("x", 1 << 20)
+    for _ = 1, 7 do out:write(mib) end
+    return nil
+  end
+  out:write("id,name\n")
+  if event.gate then http.get(event.gate) end -- held until boto3 read the first row
+  out:write("1,one\n")
+  if event.op == "error" then
+    error({ errorType = "Boom", errorMessage = "after streaming" })
+  end
+  print("streamed two rows")
+  return "done\n"
+end
+return M
+"#;
+
+const STREAMER_RHAI: &str = r#"
+fn handler(event, context) {
+    if event.op == "buffered" { return #{ ok: true }; }
+    if event.op == "fail-early" {
+        throw #{ errorType: "NotReady", errorMessage: "before streaming" };
+    }
+    let out = context.stream(#{ content_type: "text/csv" });
+    if event.op == "big" { // past what Invoke returns
+        let mib = "x";
+        for i in 0..20 { mib += mib; }
+        for i in 0..7 { out.write(mib); }
+        return ();
+    }
+    out.write("id,name\n");
+    if event.gate != () { http::get(event.gate); } // held until boto3 read the first row
+    out.write("1,one\n");
+    if event.op == "error" {
+        throw #{ errorType: "Boom", errorMessage: "after streaming" };
+    }
+    print("streamed two rows");
+    "done\n"
+}
+"#;
+
+/// boto3's `invoke_with_response_stream` against streaming handlers in both
+/// languages (chunks as written, completion, error completions, the log tail, a
+/// handler that does not stream, an init error, DryRun) and `invoke` of the same
+/// handlers (the whole body, or Lambda's error past 6 MB), run by
+/// tests/serve_stream_sdk.py.
+#[test]
+fn aws_python_sdk_reads_streamed_answers() {
+    let serve = |name: &str, file: &str, script: &str| {
+        Serve::start(scratch(name, &[(file, script)]), "app.handler", &[])
+    };
+    let broken = serve("serve_stream_broken", "app.lua", "local M = {\n");
+    let lua = serve("serve_stream_lua", "app.lua", STREAMER_LUA);
+    let rhai = serve("serve_stream_rhai", "app.rhai", STREAMER_RHAI);
+    let out = run_sdk_script("serve_stream_sdk.py", &[&broken, &lua, &rhai]);
+    assert!(out.contains("boto3 streaming checks passed"), "{out}");
+}
+
+/// Runs `tests/SCRIPT` with the python of a boto3 virtualenv (made once, under the
+/// target directory) and the URLs of `serves`; its stdout, once it succeeded.
+fn run_sdk_script(script: &str, serves: &[&Serve]) -> String {
+    let python = support::python::venv("boto3-venv", &["boto3"]);
     let output = Command::new(&python)
-        .arg(&sdk_script)
-        .arg(format!("http://{}", serve.address))
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests")
+                .join(script),
+        )
+        .args(
+            serves
+                .iter()
+                .map(|serve| format!("http://{}", serve.address)),
+        )
         .env_remove("AWS_PROFILE")
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
@@ -699,16 +779,17 @@ return M
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .output()
-        .expect("run tests/serve_sdk.py");
+        .unwrap_or_else(|e| panic!("run tests/{script}: {e}"));
+    let outputs: Vec<String> = serves.iter().map(|serve| serve.output()).collect();
     assert!(
         output.status.success(),
-        "serve_sdk.py failed ({})\nstdout:\n{}\nstderr:\n{}\nserve's output:\n{}",
+        "{script} failed ({})\nstdout:\n{}\nstderr:\n{}\nserve's output:\n{}",
         output.status,
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr),
-        serve.output()
+        outputs.join("\n----\n")
     );
-    assert!(String::from_utf8_lossy(&output.stdout).contains("boto3 checks passed"));
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

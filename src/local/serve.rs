@@ -4,17 +4,21 @@
 //! function runs the very loop it runs on Lambda.
 //!
 //! ```text
-//! caller ──POST /2015-03-31/functions/{name}/invocations──▶ invoke_api (main thread)
-//!                                                              │ Job, in arrival order
-//!                                                              ▼
-//!              child `lure` ◀──GET /next, POST /response──▶ dispatcher (one thread)
+//! caller ──POST /2015-03-31/functions/{name}/invocations──────────▶ invoke_api (main thread)
+//!        ──POST /2021-11-15/functions/{name}/response-streaming-invocations──┘
+//!                                                                   │ Job, in arrival order
+//!                                                                   ▼
+//!   child `lure` ◀──GET /next, POST /response──▶ runtime_api ──▶ dispatcher (one thread)
 //! ```
 
 mod dispatcher;
+mod event_stream;
 mod execution_env;
 mod invoke_api;
+mod runtime_api;
 mod task_root;
 
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -22,7 +26,7 @@ use std::time::Duration;
 use tiny_http::Server;
 
 use crate::env_vars;
-use dispatcher::{Dispatcher, Message};
+use dispatcher::Dispatcher;
 use execution_env::Function;
 
 pub struct ServeOptions {
@@ -58,17 +62,16 @@ pub fn serve(options: ServeOptions) -> u8 {
         }
     };
     // Only the function's own process talks to this one.
-    let runtime_api = match Server::http("127.0.0.1:0") {
+    let runtime_api = match TcpListener::bind("127.0.0.1:0") {
         Ok(server) => server,
         Err(e) => {
             eprintln!("lure serve: cannot open the Runtime API: {e}");
             return START_FAILED;
         }
     };
-    let (Some(invoke_addr), Some(runtime_addr)) = (
-        invoke_api.server_addr().to_ip(),
-        runtime_api.server_addr().to_ip(),
-    ) else {
+    let (Some(invoke_addr), Ok(runtime_addr)) =
+        (invoke_api.server_addr().to_ip(), runtime_api.local_addr())
+    else {
         eprintln!("lure serve: the servers have no IP address");
         return START_FAILED;
     };
@@ -95,13 +98,7 @@ pub fn serve(options: ServeOptions) -> u8 {
 
     let (messages, inbox) = mpsc::channel();
     let to_dispatcher = messages.clone();
-    std::thread::spawn(move || {
-        for request in runtime_api.incoming_requests() {
-            if to_dispatcher.send(Message::Runtime(request)).is_err() {
-                return;
-            }
-        }
-    });
+    std::thread::spawn(move || runtime_api::run(runtime_api, to_dispatcher));
     std::thread::spawn(move || Dispatcher::new(function).run(inbox));
     invoke_api::run(&invoke_api, &messages);
     0

@@ -5,20 +5,27 @@
 //!
 //! One thread owns all of it; requests from both HTTP servers reach it as
 //! [`Message`]s, and a short tick notices a process that exited or overran.
+//!
+//! A streamed answer (SPEC 9) arrives piece by piece: relayed as events to an
+//! `InvokeWithResponseStream` caller as it comes, gathered for a plain `Invoke`
+//! (whose caller gets the whole body, as Lambda gives it).
 
 use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime};
 
-use tiny_http::{Method, Request, Response};
+use tiny_http::Request;
 
 use crate::context::{epoch_ms, header as runtime_header};
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, error_type};
+use crate::limits::MAX_RESPONSE_BYTES;
 use crate::local::report::{Report, end_line, random_hex, start_line};
 
+use super::event_stream::{Completion, EventStream};
 use super::execution_env::{ExecutionEnv, Function};
 use super::invoke_api::{header, http_header};
+use super::runtime_api::{Call, Piece, Reply, Response as RuntimeResponse};
 use super::task_root::Snapshot;
 use crate::stdlib::base64;
 
@@ -31,13 +38,24 @@ const INIT_LIMIT: Duration = Duration::from_secs(10);
 const KILL_GRACE: Duration = Duration::from_secs(5);
 /// What `X-Amz-Log-Result` carries: the end of the invocation's log, as Lambda's.
 const LOG_TAIL_BYTES: usize = 4096;
-const RUNTIME_API_PREFIX: &str = "/2018-06-01/runtime/";
 
 pub enum Message {
     /// From the Invoke API: one invocation to queue.
     Invoke(Job),
     /// From serve's Runtime API: a request of the execution environment's loop.
-    Runtime(Request),
+    Runtime(Call),
+    /// From serve's Runtime API: a piece of a streamed `/response`.
+    Stream { request_id: String, piece: Piece },
+}
+
+/// Who waits for an invocation's answer, and how.
+pub enum Caller {
+    /// An `Event` invocation: the log is all there is to see.
+    Nobody,
+    /// `Invoke`: the whole answer at once.
+    Invoke(Request),
+    /// `InvokeWithResponseStream`: events, as the function writes.
+    Stream(Request),
 }
 
 pub struct Job {
@@ -49,15 +67,23 @@ pub struct Job {
     pub client_context: Option<String>,
     /// `X-Amz-Log-Type: Tail`.
     pub tail: bool,
-    /// The HTTP request waiting for the answer; `None` for an `Event` invocation.
-    pub caller: Option<Request>,
+    pub caller: Caller,
     pub arrived: Instant,
 }
 
 /// How an invocation ended: its response, or an error JSON body.
 enum Answer {
-    Response(Vec<u8>),
+    Response { body: Vec<u8>, content_type: String },
     Error(Vec<u8>),
+}
+
+impl Answer {
+    fn json(body: Vec<u8>) -> Answer {
+        Answer::Response {
+            body,
+            content_type: "application/json".to_owned(),
+        }
+    }
 }
 
 struct Running {
@@ -65,6 +91,65 @@ struct Running {
     start_line: String,
     started: Instant,
     deadline: Instant,
+    /// The answer being streamed, once its `/response` began.
+    stream: Option<Streamed>,
+}
+
+/// A streamed answer on its way (SPEC 9).
+enum Streamed {
+    /// For an `InvokeWithResponseStream` caller: each piece relayed at once.
+    Relayed(EventStream),
+    /// For an `Invoke` caller, who gets the body whole (up to Lambda's 6 MB).
+    Gathered {
+        content_type: String,
+        body: Vec<u8>,
+        too_large: bool,
+    },
+    /// For an `Event` invocation: nobody reads the body.
+    Dropped,
+}
+
+impl Streamed {
+    fn take(&mut self, bytes: &[u8]) {
+        match self {
+            Streamed::Relayed(events) => events.payload(bytes),
+            Streamed::Gathered {
+                body, too_large, ..
+            } => {
+                if *too_large || body.len() + bytes.len() > MAX_RESPONSE_BYTES {
+                    *too_large = true;
+                    *body = Vec::new();
+                } else {
+                    body.extend_from_slice(bytes);
+                }
+            }
+            Streamed::Dropped => {}
+        }
+    }
+
+    /// The answer of a stream that ended with `error` (its trailers') or none.
+    fn answer(&mut self, error: Option<Vec<u8>>) -> Answer {
+        match (error, self) {
+            (Some(error), _) => Answer::Error(error),
+            (
+                None,
+                Streamed::Gathered {
+                    too_large: true, ..
+                },
+            ) => Answer::Error(response_too_large()),
+            (
+                None,
+                Streamed::Gathered {
+                    content_type, body, ..
+                },
+            ) => Answer::Response {
+                body: std::mem::take(body),
+                content_type: std::mem::take(content_type),
+            },
+            // All of it was relayed already, or nobody reads it.
+            (None, Streamed::Relayed(_) | Streamed::Dropped) => Answer::json(Vec::new()),
+        }
+    }
 }
 
 pub struct Dispatcher {
@@ -90,7 +175,8 @@ impl Dispatcher {
         loop {
             match messages.recv_timeout(TICK) {
                 Ok(Message::Invoke(job)) => self.queue.push_back(job),
-                Ok(Message::Runtime(request)) => self.runtime_request(request),
+                Ok(Message::Runtime(call)) => self.runtime_request(call),
+                Ok(Message::Stream { request_id, piece }) => self.on_stream(&request_id, piece),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
             }
@@ -151,30 +237,23 @@ impl Dispatcher {
             random_hex(12),
             random_hex(8)
         );
-        let mut response = Response::from_data(running.job.event.clone())
-            .with_chunked_threshold(usize::MAX)
-            .with_header(http_header("Content-Type", "application/json"))
-            .with_header(http_header(
-                runtime_header::REQUEST_ID,
-                &running.job.request_id,
-            ))
-            .with_header(http_header(
-                runtime_header::DEADLINE_MS,
-                &deadline_ms.to_string(),
-            ))
-            .with_header(http_header(runtime_header::INVOKED_FUNCTION_ARN, &arn))
-            .with_header(http_header(runtime_header::TRACE_ID, &trace_id));
+        let mut response = RuntimeResponse::json(200, running.job.event.clone());
+        response.headers.extend([
+            (runtime_header::REQUEST_ID, running.job.request_id.clone()),
+            (runtime_header::DEADLINE_MS, deadline_ms.to_string()),
+            (runtime_header::INVOKED_FUNCTION_ARN, arn),
+            (runtime_header::TRACE_ID, trace_id),
+        ]);
         if let Some(context) = &running.job.client_context
             && let Ok(value) = serde_json::from_str::<serde_json::Value>(context)
         {
             // Compact, so it fits on one header line whatever the caller's layout.
-            response.add_header(http_header(
-                runtime_header::CLIENT_CONTEXT,
-                &value.to_string(),
-            ));
+            response
+                .headers
+                .push((runtime_header::CLIENT_CONTEXT, value.to_string()));
         }
         // If the process is gone, `watch_env` notices and answers for it.
-        let _ = next.respond(response);
+        next.send(response);
         self.running = Some(running);
     }
 
@@ -201,6 +280,7 @@ impl Dispatcher {
             start_line,
             started,
             deadline: started + self.function.timeout,
+            stream: None,
         }
     }
 
@@ -231,89 +311,143 @@ impl Dispatcher {
         platform.extend_from_slice(format!("{}\n{report}\n", end_line(request_id)).as_bytes());
         echo(&[&log[..], &platform[..]].concat());
 
-        let Some(caller) = running.job.caller else {
-            return; // an `Event` invocation: the log is all there is to see
-        };
-        let (body, failed) = match answer {
-            Answer::Response(body) => (body, false),
-            Answer::Error(body) => (body, true),
-        };
-        let mut response = Response::from_data(body)
-            .with_chunked_threshold(usize::MAX)
-            .with_header(http_header("Content-Type", "application/json"))
-            .with_header(http_header(header::REQUEST_ID, request_id))
-            .with_header(http_header(header::EXECUTED_VERSION, "$LATEST"));
-        if failed {
-            response.add_header(http_header(header::FUNCTION_ERROR, "Unhandled"));
-        }
-        if running.job.tail {
+        let log_result = running.job.tail.then(|| {
             let text = [running.start_line.as_bytes(), b"\n", &log, &platform].concat();
-            let tail = &text[text.len().saturating_sub(LOG_TAIL_BYTES)..];
-            response.add_header(http_header(header::LOG_RESULT, &base64::encode(tail)));
+            base64::encode(&text[text.len().saturating_sub(LOG_TAIL_BYTES)..])
+        });
+        match (running.job.caller, running.stream) {
+            (_, Some(Streamed::Relayed(events))) => complete(events, answer, log_result),
+            (Caller::Stream(caller), _) => {
+                // An answer that was not streamed: its body as one event.
+                let content_type = match &answer {
+                    Answer::Response { content_type, .. } => content_type,
+                    Answer::Error(_) => "application/json",
+                };
+                let events = EventStream::open(caller, content_type, request_id);
+                complete(events, answer, log_result);
+            }
+            (Caller::Invoke(caller), _) => {
+                let (body, content_type, failed) = match answer {
+                    Answer::Response { body, content_type } => (body, content_type, false),
+                    Answer::Error(body) => (body, "application/json".to_owned(), true),
+                };
+                let mut response = tiny_http::Response::from_data(body)
+                    .with_chunked_threshold(usize::MAX)
+                    .with_header(http_header("Content-Type", &content_type))
+                    .with_header(http_header(header::REQUEST_ID, request_id))
+                    .with_header(http_header(header::EXECUTED_VERSION, "$LATEST"));
+                if failed {
+                    response.add_header(http_header(header::FUNCTION_ERROR, "Unhandled"));
+                }
+                if let Some(tail) = log_result {
+                    response.add_header(http_header(header::LOG_RESULT, &tail));
+                }
+                // A caller that went away is no concern of the function's.
+                let _ = caller.respond(response);
+            }
+            (Caller::Nobody, _) => {} // an `Event` invocation: the log is all there is to see
         }
-        // A caller that went away is no concern of the function's.
-        let _ = caller.respond(response);
     }
 
     /// Requests of the execution environment's runtime loop (Runtime API 2018-06-01).
-    fn runtime_request(&mut self, mut request: Request) {
-        let url = request.url().to_owned();
-        let route = url
-            .split('?')
-            .next()
-            .and_then(|path| path.strip_prefix(RUNTIME_API_PREFIX))
-            .unwrap_or("");
-        let method = request.method().clone();
-        if method == Method::Get && route == "invocation/next" {
-            return self.on_next(request);
-        }
-        if method == Method::Post {
-            let mut body = Vec::new();
-            let _ = request.as_reader().read_to_end(&mut body);
-            if route == "init/error" {
-                return self.on_init_error(body, request);
-            }
-            if let Some(rest) = route.strip_prefix("invocation/") {
-                if let Some(id) = rest.strip_suffix("/response") {
-                    return self.on_answer(id, Answer::Response(body), request);
-                }
-                if let Some(id) = rest.strip_suffix("/error") {
-                    return self.on_answer(id, Answer::Error(body), request);
+    fn runtime_request(&mut self, call: Call) {
+        let Call {
+            method,
+            route,
+            path,
+            body,
+            reply,
+        } = call;
+        match (method.as_str(), route.as_str()) {
+            ("GET", "invocation/next") => return self.on_next(reply),
+            ("POST", "init/error") => return self.on_init_error(body, reply),
+            ("POST", _) => {
+                if let Some(rest) = route.strip_prefix("invocation/") {
+                    if let Some(id) = rest.strip_suffix("/response") {
+                        return self.on_answer(id, Answer::json(body), reply);
+                    }
+                    if let Some(id) = rest.strip_suffix("/error") {
+                        return self.on_answer(id, Answer::Error(body), reply);
+                    }
                 }
             }
+            _ => {}
         }
-        runtime_reply(request, 404, "UnknownRoute", &format!("{method} {url}"));
+        reply.error(404, "UnknownRoute", &format!("{method} {path}"));
+    }
+
+    /// A piece of a streamed `/response`: relayed to an `InvokeWithResponseStream`
+    /// caller as it comes, gathered for any other; the end answers the invocation.
+    fn on_stream(&mut self, request_id: &str, piece: Piece) {
+        let running = self
+            .running
+            .as_mut()
+            .filter(|running| running.job.request_id == request_id);
+        match (running, piece) {
+            (Some(running), Piece::Begin { content_type }) => {
+                let caller = std::mem::replace(&mut running.job.caller, Caller::Nobody);
+                running.stream = Some(match caller {
+                    Caller::Stream(caller) => {
+                        Streamed::Relayed(EventStream::open(caller, &content_type, request_id))
+                    }
+                    Caller::Invoke(caller) => {
+                        running.job.caller = Caller::Invoke(caller);
+                        Streamed::Gathered {
+                            content_type,
+                            body: Vec::new(),
+                            too_large: false,
+                        }
+                    }
+                    Caller::Nobody => Streamed::Dropped,
+                });
+            }
+            (Some(running), Piece::Chunk(bytes)) => {
+                if let Some(stream) = &mut running.stream {
+                    stream.take(&bytes);
+                }
+            }
+            (Some(_), Piece::End { error, reply }) => {
+                let mut running = self.running.take().expect("the invocation is running");
+                reply.accepted();
+                let answer = match &mut running.stream {
+                    Some(stream) => stream.answer(error),
+                    None => error.map_or_else(|| Answer::json(Vec::new()), Answer::Error),
+                };
+                self.finish(running, answer, None);
+            }
+            (None, Piece::End { reply, .. }) => invalid_request_id(request_id, reply),
+            (None, _) => {} // a late stream of an invocation already answered
+        }
     }
 
     /// `GET /runtime/invocation/next`: parked until there is an invocation.
-    fn on_next(&mut self, request: Request) {
+    fn on_next(&mut self, reply: Reply) {
         let Some(env) = &mut self.env else {
-            return; // a process that was just stopped; dropping the request answers 500
+            return; // a process that was just stopped; dropping the reply answers 500
         };
         if env.init_duration.is_none() {
             env.init_duration = Some(env.spawned.elapsed());
         }
-        env.next = Some(request);
+        env.next = Some(reply);
     }
 
     /// `POST /runtime/invocation/{id}/response` and `…/error`.
-    fn on_answer(&mut self, id: &str, answer: Answer, request: Request) {
+    fn on_answer(&mut self, id: &str, answer: Answer, reply: Reply) {
         let Some(running) = self.running.take_if(|running| running.job.request_id == id) else {
-            let message = format!("Invalid request ID: {id} is not the running invocation");
-            return runtime_reply(request, 400, "InvalidRequestID", &message);
+            return invalid_request_id(id, reply);
         };
-        let _ = request.respond(runtime_accepted());
+        reply.accepted();
         self.finish(running, answer, None);
     }
 
     /// `POST /runtime/init/error`: the process exits next; `watch_env` answers
     /// the invocation that was waiting for this init, if any.
-    fn on_init_error(&mut self, body: Vec<u8>, request: Request) {
+    fn on_init_error(&mut self, body: Vec<u8>, reply: Reply) {
         if let Some(env) = &mut self.env {
             env.init_duration = Some(env.spawned.elapsed());
             env.init_error = Some(body);
         }
-        let _ = request.respond(runtime_accepted());
+        reply.accepted();
     }
 
     /// Notices a process that exited, an invocation the runtime did not stop in
@@ -415,21 +549,36 @@ fn error_type_of(body: &[u8]) -> String {
         .unwrap_or_else(|| "Unknown".to_owned())
 }
 
-fn runtime_accepted() -> Response<std::io::Cursor<Vec<u8>>> {
-    Response::from_data(&br#"{"status":"OK"}"#[..])
-        .with_status_code(202)
-        .with_chunked_threshold(usize::MAX)
-        .with_header(http_header("Content-Type", "application/json"))
+fn invalid_request_id(id: &str, reply: Reply) {
+    let message = format!("Invalid request ID: {id} is not the running invocation");
+    reply.error(400, "InvalidRequestID", &message);
 }
 
-fn runtime_reply(request: Request, status: u16, error_type: &str, message: &str) {
-    let body = Diagnostic::runtime(error_type, message).to_json();
-    let _ = request.respond(
-        Response::from_data(body)
-            .with_status_code(status)
-            .with_chunked_threshold(usize::MAX)
-            .with_header(http_header("Content-Type", "application/json")),
+/// A streamed body past what `Invoke` returns: Lambda's error for it.
+fn response_too_large() -> Vec<u8> {
+    let message = format!(
+        "Response payload size exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."
     );
+    Diagnostic::runtime(error_type::RESPONSE_SIZE_TOO_LARGE, message).to_json()
+}
+
+/// Ends an event stream with the answer: the rest of its body as a payload, or
+/// its error as `ErrorCode` and `ErrorDetails`.
+fn complete(events: EventStream, answer: Answer, log_result: Option<String>) {
+    let mut completion = Completion {
+        log_result,
+        ..Completion::default()
+    };
+    match answer {
+        Answer::Response { body, .. } => events.payload(&body),
+        Answer::Error(body) => {
+            let error = serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default();
+            let field = |name| error.get(name).and_then(|v| v.as_str()).map(str::to_owned);
+            completion.error_code = Some(field("errorType").unwrap_or_else(|| "Unknown".into()));
+            completion.error_details = field("errorMessage");
+        }
+    }
+    events.complete(&completion);
 }
 
 /// Copies the function's log to serve's stderr as it was written.

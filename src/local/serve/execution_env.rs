@@ -13,6 +13,7 @@ use crate::env_vars;
 use crate::local::report::{max_memory_used_mb, random_hex};
 use crate::log::rfc3339_millis;
 
+use super::runtime_api::Reply;
 use super::task_root::Snapshot;
 
 /// What every environment of the served function is started with.
@@ -45,7 +46,7 @@ pub struct ExecutionEnv {
     /// The body of a `POST /runtime/init/error`: the process is about to exit.
     pub init_error: Option<Vec<u8>>,
     /// The process's long-polled `GET /next`, answered with the next invocation.
-    pub next: Option<tiny_http::Request>,
+    pub next: Option<Reply>,
 }
 
 impl ExecutionEnv {

@@ -1,6 +1,8 @@
-//! The Lambda Invoke API as `lure serve` offers it:
-//! `POST /2015-03-31/functions/{name}/invocations`, with the headers the AWS SDKs,
-//! the AWS CLI and the Runtime Interface Emulator's users send and read.
+//! The Lambda Invoke APIs as `lure serve` offers them:
+//! `POST /2015-03-31/functions/{name}/invocations` (Invoke) and
+//! `POST /2021-11-15/functions/{name}/response-streaming-invocations`
+//! (InvokeWithResponseStream), with the headers the AWS SDKs, the AWS CLI and the
+//! Runtime Interface Emulator's users send and read.
 
 use std::io::Read;
 use std::sync::mpsc::{SendError, Sender};
@@ -9,14 +11,15 @@ use tiny_http::{Method, Request, Response, Server};
 
 use crate::local::report::new_request_id;
 
-use super::dispatcher::{Job, Message};
+use super::dispatcher::{Caller, Job, Message};
 use crate::stdlib::base64;
 
 /// Lambda's limit for a synchronous invocation's payload.
 const MAX_PAYLOAD_BYTES: u64 = 6_291_456;
 
-const PATH_PREFIX: &str = "/2015-03-31/functions/";
-const PATH_SUFFIX: &str = "/invocations";
+/// The two APIs' paths: before and after the function's name.
+const INVOKE_PATH: (&str, &str) = ("/2015-03-31/functions/", "/invocations");
+const STREAM_PATH: (&str, &str) = ("/2021-11-15/functions/", "/response-streaming-invocations");
 
 pub mod header {
     pub const INVOCATION_TYPE: &str = "X-Amz-Invocation-Type";
@@ -38,19 +41,33 @@ pub fn run(server: &Server, dispatcher: &Sender<Message>) {
 }
 
 fn accept(mut request: Request, dispatcher: &Sender<Message>) {
-    let name = function_name(request.url()).filter(|_| *request.method() == Method::Post);
-    let Some(invoked_as) = name else {
-        let message = format!(
-            "No route for {} {}: invoke a function with POST {PATH_PREFIX}function{PATH_SUFFIX}",
-            request.method(),
-            request.url()
-        );
-        return api_error(request, 404, "ResourceNotFoundException", &message);
+    let is_post = *request.method() == Method::Post;
+    let (invoked_as, streaming) = match (
+        function_name(request.url(), INVOKE_PATH),
+        function_name(request.url(), STREAM_PATH),
+    ) {
+        (Some(name), _) if is_post => (name, false),
+        (_, Some(name)) if is_post => (name, true),
+        _ => {
+            let (prefix, suffix) = INVOKE_PATH;
+            let message = format!(
+                "No route for {} {}: invoke a function with POST {prefix}function{suffix}",
+                request.method(),
+                request.url()
+            );
+            return api_error(request, 404, "ResourceNotFoundException", &message);
+        }
     };
     let kind = header_value(&request, header::INVOCATION_TYPE).unwrap_or("RequestResponse");
-    if !["RequestResponse", "Event", "DryRun"].contains(&kind) {
+    let kinds: &[&str] = if streaming {
+        &["RequestResponse", "DryRun"]
+    } else {
+        &["Event", "RequestResponse", "DryRun"]
+    };
+    if !kinds.contains(&kind) {
         let message = format!(
-            "1 validation error detected: Value '{kind}' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [Event, RequestResponse, DryRun]"
+            "1 validation error detected: Value '{kind}' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [{}]",
+            kinds.join(", ")
         );
         return api_error(request, 400, "ValidationException", &message);
     }
@@ -94,7 +111,7 @@ fn accept(mut request: Request, dispatcher: &Sender<Message>) {
         event,
         client_context,
         tail,
-        caller: None,
+        caller: Caller::Nobody,
         arrived: std::time::Instant::now(),
     };
     match kind.as_str() {
@@ -107,9 +124,13 @@ fn accept(mut request: Request, dispatcher: &Sender<Message>) {
             respond(request, Response::empty(status), &request_id);
         }
         _ => {
-            job.caller = Some(request);
+            job.caller = if streaming {
+                Caller::Stream(request)
+            } else {
+                Caller::Invoke(request)
+            };
             if let Err(SendError(Message::Invoke(job))) = dispatcher.send(Message::Invoke(job))
-                && let Some(caller) = job.caller
+                && let Caller::Invoke(caller) | Caller::Stream(caller) = job.caller
             {
                 api_error(
                     caller,
@@ -122,11 +143,11 @@ fn accept(mut request: Request, dispatcher: &Sender<Message>) {
     }
 }
 
-/// `{name}` from `/2015-03-31/functions/{name}/invocations[?Qualifier=…]`,
-/// percent-decoded (the SDKs encode the `:` of an ARN).
-fn function_name(url: &str) -> Option<String> {
+/// `{name}` from `/2015-03-31/functions/{name}/invocations[?Qualifier=…]` (or the
+/// streaming API's path), percent-decoded (the SDKs encode the `:` of an ARN).
+fn function_name(url: &str, (prefix, suffix): (&str, &str)) -> Option<String> {
     let path = url.split('?').next()?;
-    let name = path.strip_prefix(PATH_PREFIX)?.strip_suffix(PATH_SUFFIX)?;
+    let name = path.strip_prefix(prefix)?.strip_suffix(suffix)?;
     let name = percent_decode(name)?;
     (!name.is_empty() && !name.contains('/')).then_some(name)
 }
@@ -190,7 +211,7 @@ mod tests {
 
     #[test]
     fn function_names_come_from_the_invoke_path() {
-        let name = |url| function_name(url);
+        let name = |url| function_name(url, INVOKE_PATH);
         assert_eq!(
             name("/2015-03-31/functions/function/invocations").as_deref(),
             Some("function")
@@ -203,6 +224,14 @@ mod tests {
         assert_eq!(name("/2015-03-31/functions//invocations"), None);
         assert_eq!(name("/2015-03-31/functions/a/b/invocations"), None);
         assert_eq!(name("/invocations"), None);
+        assert_eq!(
+            function_name(
+                "/2021-11-15/functions/f/response-streaming-invocations",
+                STREAM_PATH
+            )
+            .as_deref(),
+            Some("f")
+        );
     }
 
     #[test]
