@@ -1,5 +1,6 @@
 //! The invocation context handed to handlers, independent of the script language.
 
+use std::cell::RefCell;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::env_vars;
@@ -58,6 +59,10 @@ pub struct Context<'a> {
     pub identity: Option<&'a str>,
     /// Raw JSON of `Lambda-Runtime-Client-Context`, if sent.
     pub client_context: Option<&'a str>,
+    /// `Lambda-Runtime-Aws-Tenant-Id`, for functions with tenant isolation.
+    pub tenant_id: Option<&'a str>,
+    /// `Lambda-Runtime-Trace-Id`: the invocation's X-Ray trace header.
+    pub xray_trace_id: Option<&'a str>,
     /// Every `Lambda-Runtime-*` header of the invocation, names in lower case.
     pub headers: &'a [(String, String)],
 }
@@ -69,6 +74,9 @@ pub mod header {
     pub const TRACE_ID: &str = "lambda-runtime-trace-id";
     pub const CLIENT_CONTEXT: &str = "lambda-runtime-client-context";
     pub const COGNITO_IDENTITY: &str = "lambda-runtime-cognito-identity";
+    pub const TENANT_ID: &str = "lambda-runtime-aws-tenant-id";
+    /// Sent with `/next` on Managed Instances; echoed on the invocation's answer.
+    pub const INVOCATION_ID: &str = "lambda-runtime-invocation-id";
     pub const FUNCTION_ERROR_TYPE: &str = "Lambda-Runtime-Function-Error-Type";
 }
 
@@ -101,16 +109,30 @@ impl<'a> Context<'a> {
             deadline_known,
             identity: get(header::COGNITO_IDENTITY),
             client_context: get(header::CLIENT_CONTEXT),
+            tenant_id: get(header::TENANT_ID),
+            xray_trace_id: get(header::TRACE_ID),
             headers,
         }
     }
+}
 
-    pub fn trace_id(&self) -> Option<&'a str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == header::TRACE_ID)
-            .map(|(_, v)| v.as_str())
-    }
+thread_local! {
+    /// The running invocation's trace header, per thread (per worker, SPEC 13).
+    static TRACE_ID: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Records the running invocation's `Lambda-Runtime-Trace-Id` (none between
+/// invocations), for the calls its script makes.
+pub fn set_running_trace_id(trace_id: Option<&str>) {
+    TRACE_ID.with_borrow_mut(|current| {
+        current.clear();
+        current.push_str(trace_id.unwrap_or_default());
+    });
+}
+
+/// The running invocation's trace header, if it has one.
+pub fn running_trace_id() -> Option<String> {
+    TRACE_ID.with_borrow(|current| (!current.is_empty()).then(|| current.clone()))
 }
 
 /// Milliseconds left before `deadline_ms`, clamped at 0.

@@ -92,8 +92,9 @@ impl Options {
     }
 }
 
-/// Opens the sink of a stream, for the invocation with this request id.
-pub type Opener = Box<dyn FnMut(&str) -> Box<dyn Sink>>;
+/// Opens the sink of a stream, for the invocation with this request id (and this
+/// `Lambda-Runtime-Invocation-Id`, when the Runtime API sent one).
+pub type Opener = Box<dyn FnMut(&str, Option<&str>) -> Box<dyn Sink>>;
 
 /// The running invocation's stream. Kept for the thread's life and reset per
 /// invocation, so that offering streaming costs an invocation that never
@@ -103,6 +104,8 @@ struct Stream {
     /// Streaming is possible for the running invocation.
     offered: bool,
     request_id: String,
+    /// Empty when the invocation has none.
+    invocation_id: String,
     /// Open once the script started the stream.
     sink: Option<Box<dyn Sink>>,
     /// Bytes sent so far, prelude included.
@@ -123,11 +126,15 @@ pub fn set_opener(opener: Opener) {
 }
 
 /// Makes streaming possible for the invocation `request_id`, about to run.
-pub fn offer(request_id: &str) {
+pub fn offer(request_id: &str, invocation_id: Option<&str>) {
     CURRENT.with_borrow_mut(|stream| {
         stream.offered = true;
         stream.request_id.clear();
         stream.request_id.push_str(request_id);
+        stream.invocation_id.clear();
+        stream
+            .invocation_id
+            .push_str(invocation_id.unwrap_or_default());
         stream.sink = None;
         stream.sent = 0;
         stream.failure = None;
@@ -148,8 +155,12 @@ pub fn start(options: &Options) -> Result<(), String> {
         if stream.sink.is_some() {
             return Err("the invocation already streams (stream may be called once)".into());
         }
-        let opened =
-            OPENER.with_borrow_mut(|opener| opener.as_mut().map(|open| open(&stream.request_id)));
+        let invocation_id = Some(stream.invocation_id.as_str()).filter(|id| !id.is_empty());
+        let opened = OPENER.with_borrow_mut(|opener| {
+            opener
+                .as_mut()
+                .map(|open| open(&stream.request_id, invocation_id))
+        });
         let Some(sink) = opened else {
             return Err("this invocation cannot stream".into());
         };
@@ -303,13 +314,13 @@ mod tests {
     fn recording() -> Rc<RefCell<Vec<String>>> {
         let log = Rc::new(RefCell::new(Vec::new()));
         let shared = Rc::clone(&log);
-        set_opener(Box::new(move |_| Box::new(Recorder(Rc::clone(&shared)))));
+        set_opener(Box::new(move |_, _| Box::new(Recorder(Rc::clone(&shared)))));
         log
     }
 
     fn recorded(run: impl FnOnce() -> Result<Vec<u8>, Diagnostic>) -> Vec<String> {
         let log = recording();
-        offer("r1");
+        offer("r1", None);
         let outcome = run();
         if let Some(ended) = conclude(&outcome) {
             ended.sent.unwrap();
@@ -341,7 +352,7 @@ mod tests {
     #[test]
     fn an_invocation_that_does_not_stream_is_left_to_its_caller() {
         let _log = recording();
-        offer("r1");
+        offer("r1", None);
         assert!(!is_started());
         assert!(conclude(&Ok(b"{}".to_vec())).is_none());
         assert!(

@@ -6,7 +6,7 @@ mod support;
 use serde_json::{Value, json};
 use support::moto::Moto;
 use support::web::WebServer;
-use support::{Lang, Scratch};
+use support::{Invocation, Lang, Scenario, Scratch};
 
 /// Runs `lure invoke` on `file` in `scratch` with `event`, in `env` only (no
 /// machine configuration: HOME is unset, so no `~/.aws`). The response, and
@@ -630,6 +630,44 @@ fn main(event, context) {
     }
 }
 "#;
+
+/// On Lambda, calls carry the invocation's trace header as `X-Amzn-Trace-Id`, as
+/// the AWS SDKs' recursion detection sends it; an invocation without one sends none.
+#[test]
+fn calls_carry_the_invocations_trace_header() {
+    const TRACE: &str =
+        "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    for (lang, script) in [(Lang::Lua, LIST_LUA), (Lang::Rhai, LIST_RHAI)] {
+        let service = WebServer::http();
+        let mut s = Scenario::new(&named("aws_trace", lang));
+        let file = lang.file("story");
+        s.write(&file, script);
+        s.start_with_env(
+            &file,
+            &[
+                ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+                ("AWS_SECRET_ACCESS_KEY", "secret"),
+                ("AWS_REGION", "eu-west-1"),
+            ],
+        );
+        let event = json!({ "endpoint": service.url("/flaky/0") }).to_string();
+        for invocation in [
+            Invocation::new("traced", event.clone()).trace_id(TRACE),
+            Invocation::new("untraced", event.clone()),
+        ] {
+            let post = s.answer(invocation);
+            assert_eq!(post.json(), json!({ "tables": ["t"] }), "{lang:?}");
+        }
+        let requests = service.requests();
+        assert_eq!(requests.len(), 2, "{lang:?}");
+        assert_eq!(
+            requests[0].header("x-amzn-trace-id"),
+            Some(TRACE),
+            "{lang:?}"
+        );
+        assert_eq!(requests[1].header("x-amzn-trace-id"), None, "{lang:?}");
+    }
+}
 
 /// Standard-mode retries: a service that fails twice then answers is answered
 /// on the third attempt; one that keeps failing gives its error after three.

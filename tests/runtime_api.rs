@@ -572,6 +572,8 @@ function main(event, context)
     log_stream_name = context.log_stream_name,
     identity = context.identity,
     client_context = context.client_context,
+    tenant_id = context.tenant_id,
+    xray_trace_id = context.xray_trace_id,
     headers = context.headers,
     remaining = context:get_remaining_time_in_millis(),
   }
@@ -591,6 +593,8 @@ fn main(event, context) {
         log_stream_name: context.log_stream_name,
         identity: context.identity,
         client_context: context.client_context,
+        tenant_id: context.tenant_id,
+        xray_trace_id: context.xray_trace_id,
         headers: context.headers,
         remaining: context.get_remaining_time_in_millis(),
     }
@@ -614,6 +618,8 @@ fn check_context(name: &str, file: &str, script: &str) {
         .trace_id("Root=1-aaaa-bbbb;Sampled=1")
         .cognito_identity(identity)
         .client_context(client_context)
+        .header("Lambda-Runtime-Aws-Tenant-Id", "tenant-42")
+        .header("Lambda-Runtime-Invocation-Id", "inv-ctx-1")
         .header("Lambda-Runtime-Extra-Thing", "yes");
     let sent_headers = invocation.headers.clone();
 
@@ -636,6 +642,13 @@ fn check_context(name: &str, file: &str, script: &str) {
         ctx["client_context"],
         parse(client_context),
         "decoded: {ctx}"
+    );
+    assert_eq!(ctx["tenant_id"], "tenant-42", "{ctx}");
+    assert_eq!(ctx["xray_trace_id"], "Root=1-aaaa-bbbb;Sampled=1", "{ctx}");
+    // The invocation id of `/next` comes back on the answer (SPEC 3).
+    assert_eq!(
+        post.header("lambda-runtime-invocation-id"),
+        Some("inv-ctx-1")
     );
 
     let headers = ctx["headers"].as_object().expect("headers is a map");
@@ -667,6 +680,10 @@ fn check_context(name: &str, file: &str, script: &str) {
         ctx.get("client_context").is_none_or(Value::is_null),
         "{ctx}"
     );
+    for absent in ["tenant_id", "xray_trace_id"] {
+        assert!(ctx.get(absent).is_none_or(Value::is_null), "{ctx}");
+    }
+    assert_eq!(post.header("lambda-runtime-invocation-id"), None);
     let headers = ctx["headers"].as_object().expect("headers is a map");
     assert!(!headers.contains_key("lambda-runtime-trace-id"), "{ctx}");
     assert!(!headers.contains_key("lambda-runtime-extra-thing"), "{ctx}");

@@ -167,7 +167,10 @@ fn chunks_arrive_as_they_are_written() {
         let gate = WebServer::http();
         let mut s = streamer("stream_gated", lang);
         let event = json!({ "op": "gated", "gate": gate.url("/gate/1") });
-        s.push(Invocation::new("g1", event.to_string()));
+        s.push(
+            Invocation::new("g1", event.to_string())
+                .header("Lambda-Runtime-Invocation-Id", "inv-g1"),
+        );
         s.wait_for("the first chunk", |log| {
             log.chunks.iter().any(|c| c == b"first")
         });
@@ -184,6 +187,8 @@ fn chunks_arrive_as_they_are_written() {
             Some("application/octet-stream")
         );
         assert_eq!(post.header("lambda-runtime-function-error-type"), None);
+        // The invocation id of `/next` comes back on the streamed POST too (SPEC 3).
+        assert_eq!(post.header("lambda-runtime-invocation-id"), Some("inv-g1"));
         let chunks = s.api.log().chunks;
         assert_eq!(
             chunks,

@@ -15,6 +15,9 @@ use crate::stdlib::binding::Value;
 /// Attempts at most, the first included (standard mode).
 const MAX_ATTEMPTS: u32 = 3;
 
+/// The X-Ray trace header a call carries on Lambda.
+const TRACE_HEADER: &str = "x-amzn-trace-id";
+
 /// The longest wait between attempts (standard mode).
 const MAX_BACKOFF: Duration = Duration::from_secs(20);
 
@@ -260,6 +263,15 @@ impl Client {
             sigv4::sign(&request, &credentials, &scope, &options).map_err(Failure::Invalid)?;
         let mut headers = prepared.headers.clone();
         headers.extend(signed.headers);
+        // The invocation's trace header, as the AWS SDKs' recursion detection sends
+        // it on Lambda (unsigned: a tracing proxy may rewrite it).
+        if let Some(trace_id) = crate::context::running_trace_id()
+            && !headers
+                .iter()
+                .any(|(name, _)| name.eq_ignore_ascii_case(TRACE_HEADER))
+        {
+            headers.push((TRACE_HEADER.to_owned(), trace_id));
+        }
         let response = http::send(&http::Request {
             method: prepared.method.to_owned(),
             url: prepared.url.clone(),

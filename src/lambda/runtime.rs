@@ -4,7 +4,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 use std::time::SystemTime;
 
-use crate::context::{Context, FunctionInfo};
+use crate::context::{self, Context, FunctionInfo};
 use crate::diagnostic::{Diagnostic, error_type};
 use crate::engine::{self, Engine, Retire};
 use crate::env_vars;
@@ -82,7 +82,7 @@ pub fn run(api: &RuntimeApi, handler: &str, task_root: &Path) -> Exit {
             Ok(invocation) => invocation,
             Err(e) => return Exit::Api(e),
         };
-        stream::offer(&invocation.request_id);
+        stream::offer(&invocation.request_id, invocation.invocation_id());
         let outcome = handle(engine.as_mut(), &info, &limits, &invocation);
         match stream::conclude(&outcome).map(|ended| ended.sent) {
             // Streamed: its end (the last chunk, or the error's trailers) was the answer.
@@ -95,7 +95,7 @@ pub fn run(api: &RuntimeApi, handler: &str, task_root: &Path) -> Exit {
                 ),
             ),
             None => {
-                if let Err(e) = api.answer(&invocation.request_id, &outcome) {
+                if let Err(e) = api.answer(&invocation, &outcome) {
                     return Exit::Api(e);
                 }
             }
@@ -119,7 +119,8 @@ pub fn handle(
     invocation: &Invocation,
 ) -> Result<Vec<u8>, Diagnostic> {
     let context = Context::new(info, &invocation.headers, SystemTime::now());
-    set_trace_id(context.trace_id());
+    set_trace_id(context.xray_trace_id);
+    context::set_running_trace_id(context.xray_trace_id);
     log::set_request_id(Some(&invocation.request_id));
     // A bug in lure must cost one invocation, not the warm environment.
     let outcome = guard_panics(|| engine.invoke(&invocation.body, &context))
@@ -133,6 +134,7 @@ pub fn handle(
         log::invoke_error(diagnostic);
     }
     log::set_request_id(None);
+    context::set_running_trace_id(None);
     outcome
 }
 

@@ -40,14 +40,27 @@ pub struct Invocation {
     pub body: Vec<u8>,
 }
 
+impl Invocation {
+    /// `Lambda-Runtime-Invocation-Id`, to send back with the answer (SPEC 3).
+    pub fn invocation_id(&self) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(name, _)| name == header::INVOCATION_ID)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
 /// What lure sends to the Runtime API; each variant names its endpoint.
 #[derive(Debug, Clone, Copy)]
 pub enum Post<'a> {
     /// `POST /runtime/invocation/{id}/response`
-    Response { request_id: &'a str, body: &'a [u8] },
+    Response {
+        invocation: &'a Invocation,
+        body: &'a [u8],
+    },
     /// `POST /runtime/invocation/{id}/error`
     Error {
-        request_id: &'a str,
+        invocation: &'a Invocation,
         diagnostic: &'a Diagnostic,
     },
     /// `POST /runtime/init/error`
@@ -126,7 +139,13 @@ impl RuntimeApi {
     /// Opens the streamed answer of an invocation, when its handler streams.
     pub fn stream_opener(&self) -> crate::stream::Opener {
         let base = self.base.clone();
-        Box::new(move |request_id| Box::new(super::stream_post::ApiStream::new(&base, request_id)))
+        Box::new(move |request_id, invocation_id| {
+            Box::new(super::stream_post::ApiStream::new(
+                &base,
+                request_id,
+                invocation_id,
+            ))
+        })
     }
 
     /// `GET /runtime/invocation/next`: blocks until Lambda has an invocation.
@@ -197,29 +216,32 @@ impl RuntimeApi {
     /// Sends a response or an error. Transient faults are retried; a 400 on a retry
     /// means an earlier attempt was accepted. Returns the final HTTP status.
     pub fn post(&self, post: Post<'_>) -> Result<u16, ApiError> {
-        let (path, body, content_type, error_header) = match post {
-            Post::Response { request_id, body } => (
-                format!("/runtime/invocation/{request_id}/response"),
+        let (path, body, content_type, error_header, invocation_id) = match post {
+            Post::Response { invocation, body } => (
+                format!("/runtime/invocation/{}/response", invocation.request_id),
                 Cow::Borrowed(body),
                 "application/json",
                 None,
+                invocation.invocation_id(),
             ),
             Post::Error {
-                request_id,
+                invocation,
                 diagnostic,
             } => (
-                format!("/runtime/invocation/{request_id}/error"),
+                format!("/runtime/invocation/{}/error", invocation.request_id),
                 Cow::Owned(diagnostic.to_json()),
                 ERROR_CONTENT_TYPE,
                 diagnostic
                     .from_runtime
                     .then_some(diagnostic.error_type.as_str()),
+                invocation.invocation_id(),
             ),
             Post::InitError { diagnostic } => (
                 "/runtime/init/error".to_owned(),
                 Cow::Owned(diagnostic.to_json()),
                 ERROR_CONTENT_TYPE,
                 Some(diagnostic.error_type.as_str()),
+                None,
             ),
         };
         let url = format!("{}{path}", self.base);
@@ -228,6 +250,9 @@ impl RuntimeApi {
             let mut request = self.agent.post(&url).header("Content-Type", content_type);
             if let Some(kind) = error_header {
                 request = request.header(header::FUNCTION_ERROR_TYPE, kind);
+            }
+            if let Some(id) = invocation_id {
+                request = request.header(header::INVOCATION_ID, id);
             }
             let last = attempt == POST_ATTEMPTS;
             match request.send(&body[..]) {
@@ -252,13 +277,13 @@ impl RuntimeApi {
     /// response is answered with `Function.ResponseSizeTooLarge`.
     pub fn answer(
         &self,
-        request_id: &str,
+        invocation: &Invocation,
         outcome: &Result<Vec<u8>, Diagnostic>,
     ) -> Result<(), ApiError> {
         let status = match outcome {
-            Ok(body) => self.post(Post::Response { request_id, body })?,
+            Ok(body) => self.post(Post::Response { invocation, body })?,
             Err(diagnostic) => self.post(Post::Error {
-                request_id,
+                invocation,
                 diagnostic,
             })?,
         };
@@ -266,13 +291,16 @@ impl RuntimeApi {
             let size = outcome.as_ref().map(Vec::len).unwrap_or(0);
             let diagnostic = response_too_large(size, MAX_RESPONSE_BYTES);
             self.post(Post::Error {
-                request_id,
+                invocation,
                 diagnostic: &diagnostic,
             })?;
         } else if !(200..300).contains(&status) {
             crate::log::write(
                 crate::log::Level::Error,
-                &format!("Runtime API answered {status} for invocation {request_id}"),
+                &format!(
+                    "Runtime API answered {status} for invocation {}",
+                    invocation.request_id
+                ),
             );
         }
         Ok(())

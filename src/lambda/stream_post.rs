@@ -20,17 +20,22 @@ pub struct ApiStream {
     authority: String,
     /// `[/prefix]/2018-06-01/runtime/invocation/{id}/response`.
     path: String,
+    /// The invocation's `Lambda-Runtime-Invocation-Id` header line, if it has one.
+    invocation_id: String,
     connection: Option<TcpStream>,
 }
 
 impl ApiStream {
     /// For the API at `base` (`http://host:port[/prefix]/2018-06-01`).
-    pub fn new(base: &str, request_id: &str) -> Self {
+    pub fn new(base: &str, request_id: &str, invocation_id: Option<&str>) -> Self {
         let rest = base.strip_prefix("http://").unwrap_or(base);
         let (authority, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         ApiStream {
             authority: authority.to_owned(),
             path: format!("/{prefix}/runtime/invocation/{request_id}/response"),
+            invocation_id: invocation_id
+                .map(|id| format!("Lambda-Runtime-Invocation-Id: {id}\r\n"))
+                .unwrap_or_default(),
             connection: None,
         }
     }
@@ -63,11 +68,12 @@ impl Sink for ApiStream {
         connection.set_nodelay(true)?;
         let head = format!(
             "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: lure/{}\r\nContent-Type: {content_type}\r\n\
-             Lambda-Runtime-Function-Response-Mode: streaming\r\nTransfer-Encoding: chunked\r\n\
+             {}Lambda-Runtime-Function-Response-Mode: streaming\r\nTransfer-Encoding: chunked\r\n\
              Trailer: Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body\r\n\r\n",
             self.path,
             self.authority,
             env!("CARGO_PKG_VERSION"),
+            self.invocation_id,
         );
         connection.write_all(head.as_bytes())?;
         self.connection = Some(connection);
@@ -120,10 +126,10 @@ mod tests {
 
     #[test]
     fn paths_keep_the_api_prefix() {
-        let plain = ApiStream::new("http://127.0.0.1:9001/2018-06-01", "r1");
+        let plain = ApiStream::new("http://127.0.0.1:9001/2018-06-01", "r1", None);
         assert_eq!(plain.authority, "127.0.0.1:9001");
         assert_eq!(plain.path, "/2018-06-01/runtime/invocation/r1/response");
-        let prefixed = ApiStream::new("http://[::1]:9000/.rt/2018-06-01", "r2");
+        let prefixed = ApiStream::new("http://[::1]:9000/.rt/2018-06-01", "r2", Some("i2"));
         assert_eq!(prefixed.authority, "[::1]:9000");
         assert_eq!(
             prefixed.path,

@@ -62,8 +62,8 @@ pub fn invoke(options: InvokeOptions<'_>) -> u8 {
     };
     let started = Instant::now();
     let stdout = body.stream();
-    stream::set_opener(Box::new(move |_| Box::new(stdout.again())));
-    stream::offer(&request_id);
+    stream::set_opener(Box::new(move |_, _| Box::new(stdout.again())));
+    stream::offer(&request_id, None);
     let outcome = handle(engine.as_mut(), &info, &limits, &invocation);
     let ended = stream::conclude(&outcome);
     let duration = started.elapsed();

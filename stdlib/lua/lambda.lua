@@ -30,6 +30,8 @@
 ---@field deadline_ms integer milliseconds since the Unix epoch when Lambda stops the invocation
 ---@field identity table? the Cognito identity (decoded JSON) when invoked through the AWS Mobile SDK; nil when absent
 ---@field client_context table? the client context (decoded JSON) when invoked through the AWS Mobile SDK; nil when absent
+---@field tenant_id string? the tenant of the invocation, for functions with tenant isolation; nil otherwise
+---@field xray_trace_id string? the invocation's X-Ray trace header (`Root=…;Parent=…;Sampled=…`); nil when absent
 ---@field headers table<string, string> every `Lambda-Runtime-*` header of the invocation, by lower-case name
 local LambdaContext = {}
 

@@ -272,7 +272,7 @@ impl LuaEngine {
                     ffi::lua_pushlstring(state, text.as_ptr().cast::<c_char>(), text.len());
                 };
                 ffi::lua_checkstack(state, 4);
-                ffi::lua_createtable(state, 0, 14);
+                ffi::lua_createtable(state, 0, 16);
                 let table = ffi::lua_gettop(state);
                 let strings = [
                     (c"aws_request_id", context.aws_request_id),
@@ -285,6 +285,16 @@ impl LuaEngine {
                 for (name, value) in strings {
                     push(value);
                     ffi::lua_setfield(state, table, name.as_ptr());
+                }
+                let optional = [
+                    (c"tenant_id", context.tenant_id),
+                    (c"xray_trace_id", context.xray_trace_id),
+                ];
+                for (name, value) in optional {
+                    if let Some(value) = value {
+                        push(value);
+                        ffi::lua_setfield(state, table, name.as_ptr());
+                    }
                 }
                 let integers = [
                     (c"memory_limit_in_mb", context.memory_limit_in_mb),

@@ -363,6 +363,9 @@ fn context_map(context: &Context<'_>) -> Dynamic {
     set("deadline_ms", int(context.deadline_ms));
     set("identity", json_header(context.identity));
     set("client_context", json_header(context.client_context));
+    let optional = |s: Option<&str>| s.map_or(Dynamic::UNIT, string);
+    set("tenant_id", optional(context.tenant_id));
+    set("xray_trace_id", optional(context.xray_trace_id));
     let headers: Map = context
         .headers
         .iter()

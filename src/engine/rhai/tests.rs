@@ -210,7 +210,7 @@ fn context_fields_and_remaining_time() -> Result {
             r#""identity":{"cognitoIdentityId":"id-1"},"#,
             r#""invoked_function_arn":"arn:aws:lambda:eu-west-1:1:function:orders","#,
             r#""log_group_name":"/aws/lambda/orders","log_stream_name":"2024/05/01/[$LATEST]abc","#,
-            r#""memory_limit_in_mb":256,"ok":true}"#
+            r#""memory_limit_in_mb":256,"ok":true,"tenant_id":null,"xray_trace_id":null}"#
         )
         .replace("DEADLINE", &deadline)
     );
