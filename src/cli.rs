@@ -276,7 +276,15 @@ fn run_runtime() -> ExitCode {
     let task_root = std::env::var_os(env_vars::TASK_ROOT)
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."));
-    let exit: Exit = runtime::run(&api, &handler, &task_root);
+    let workers = std::env::var(env_vars::MAX_CONCURRENCY)
+        .ok()
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .unwrap_or(1);
+    let exit: Exit = if workers > 1 {
+        runtime::run_workers(&api, workers, &handler, &task_root)
+    } else {
+        runtime::run(&api, &handler, &task_root)
+    };
     eprintln!("lure: {exit}");
     ExitCode::FAILURE
 }

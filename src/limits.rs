@@ -67,6 +67,15 @@ impl Limits {
         Self::for_memory_size(info.memory_limit_in_mb)
     }
 
+    /// The limits of each of `workers` workers sharing the function's memory
+    /// (SPEC 13): the script memory divided among them.
+    pub fn shared_by(self, workers: usize) -> Self {
+        Limits {
+            script_memory: self.script_memory / workers.max(1),
+            ..self
+        }
+    }
+
     /// The error answer for a response body that Lambda would refuse.
     pub fn check_response_size(&self, len: usize) -> Result<(), Diagnostic> {
         if len > self.response_bytes {
@@ -110,6 +119,14 @@ mod tests {
         assert_eq!(Limits::for_memory_size(128).script_memory, 104 << 20);
         assert_eq!(Limits::for_memory_size(1024).script_memory, 1000 << 20);
         assert_eq!(Limits::for_memory_size(40).script_memory, 32 << 20);
+    }
+
+    #[test]
+    fn workers_share_the_script_memory() {
+        let limits = Limits::for_memory_size(2048);
+        assert_eq!(limits.shared_by(8).script_memory, (2024 << 20) / 8);
+        assert_eq!(limits.shared_by(1), limits);
+        assert_eq!(limits.shared_by(8).response_bytes, MAX_RESPONSE_BYTES);
     }
 
     #[test]

@@ -119,6 +119,15 @@ impl RuntimeApi {
         };
         base.parse::<ureq::http::Uri>()
             .map_err(|e| ApiError::BadAddress(format!("'{address}': {e}")))?;
+        Ok(Self::with_base(base))
+    }
+
+    /// Another client of the same API, with a connection of its own (a worker's).
+    pub fn again(&self) -> RuntimeApi {
+        Self::with_base(self.base.clone())
+    }
+
+    fn with_base(base: String) -> RuntimeApi {
         let agent = ureq::Agent::with_parts(
             ureq::Agent::config_builder()
                 // The Runtime API is local to the sandbox: proxy variables the
@@ -133,7 +142,7 @@ impl RuntimeApi {
             UnprobedTcp(TcpConnector::default()),
             DefaultResolver::default(),
         );
-        Ok(RuntimeApi { agent, base })
+        RuntimeApi { agent, base }
     }
 
     /// Opens the streamed answer of an invocation, when its handler streams.

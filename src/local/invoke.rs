@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::context::{FunctionInfo, epoch_ms, header};
-use crate::lambda::runtime::{self, handle};
+use crate::lambda::runtime::{self, TraceVariable, handle};
 use crate::lambda::runtime_api::Invocation;
 use crate::limits::Limits;
 use crate::local::report::{Report, max_memory_used_mb, new_request_id};
@@ -64,7 +64,13 @@ pub fn invoke(options: InvokeOptions<'_>) -> u8 {
     let stdout = body.stream();
     stream::set_opener(Box::new(move |_, _| Box::new(stdout.again())));
     stream::offer(&request_id, None);
-    let outcome = handle(engine.as_mut(), &info, &limits, &invocation);
+    let outcome = handle(
+        engine.as_mut(),
+        &info,
+        &limits,
+        &invocation,
+        TraceVariable::Set,
+    );
     let ended = stream::conclude(&outcome);
     let duration = started.elapsed();
     // What a script wrote through C's stdio (Lua's `io.write`) is buffered: out
