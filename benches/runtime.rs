@@ -339,6 +339,7 @@ fn main() -> ExitCode {
     let https = https_calls(&plan, &events[0].bytes);
     let aws = aws_workload(&plan, &events[0].bytes);
     let streams = stream_workload(&plan, &events[0].bytes);
+    let workers = workers_workload(&plan, &events[0].bytes);
     if plan.smoke {
         println!(
             "runtime bench, smoke run (no --bench): lure-lua, lure-rhai and native start, echo \
@@ -452,6 +453,8 @@ fn main() -> ExitCode {
     print_table(&rows);
     println!();
     print_streams(&streams);
+    println!();
+    print_workers(&workers);
     println!();
     let signing = native::aws_request_cost(10_000);
     println!(
@@ -693,6 +696,80 @@ fn print_streams(calls: &[[AnswerCalls; 2]; 2]) {
     row("throughput (median of rounds)", &|c| {
         format!("{:.0}/s", p50(&c.round_throughputs))
     });
+}
+
+/// One count of workers (Managed Instances), measured.
+struct Workers {
+    count: usize,
+    warm: [Warm; 3],
+    /// Peak RSS of each runtime's process, in kB.
+    rss_kb: [u64; 3],
+}
+
+/// Lambda Managed Instances (SPEC 13): the CPU-bound handler
+/// (`benches/handlers/*/cpu.*`, about 1 ms of CPU per invocation) with
+/// `AWS_LAMBDA_MAX_CONCURRENCY` = 1, 2, 4, 8, in fresh processes, against the
+/// native floor running as many loops the same way.
+fn workers_workload(plan: &Plan, event: &[u8]) -> Vec<Workers> {
+    let expected = native::sha256_chain(serde_json::from_slice(event).expect("the event is JSON"));
+    let counts: &[usize] = if plan.smoke { &[2] } else { &[1, 2, 4, 8] };
+    counts
+        .iter()
+        .map(|&count| {
+            let runtimes = runtimes("cpu").map(|mut r| {
+                r.env
+                    .push(("AWS_LAMBDA_MAX_CONCURRENCY", count.to_string()));
+                r
+            });
+            let processes: Vec<Process> =
+                runtimes.iter().map(|r| Process::start(r, &[]).0).collect();
+            // Few invocations per round (each takes a millisecond), as for 256 KB.
+            let warm = measure(plan, 1, &runtimes, &processes, event, &expected);
+            let rss_kb = [0, 1, 2].map(|i| processes[i].status_kb("VmHWM"));
+            Workers {
+                count,
+                warm,
+                rss_kb,
+            }
+        })
+        .collect()
+}
+
+/// Throughput and memory by number of workers, each runtime against itself with
+/// one worker (the scaling) and lure against the floor.
+fn print_workers(rows: &[Workers]) {
+    let names = ["lure-lua", "lure-rhai", "native"];
+    println!(
+        "| workers (~1 ms CPU per invocation, {} CPUs) | {} | lure-lua / native | {} |",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        names.map(|n| format!("{n} throughput")).join(" | "),
+        names.map(|n| format!("{n} peak RSS")).join(" | "),
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    let single = &rows[0];
+    for row in rows {
+        let throughput = [0, 1, 2].map(|i| {
+            let own = row.warm[i].throughput();
+            format!("{own:.0}/s ({:.2}×)", own / single.warm[i].throughput())
+        });
+        let memory = [0, 1, 2].map(|i| {
+            let mb = row.rss_kb[i] as f64 / 1024.0;
+            match row.count {
+                1 => format!("{mb:.1} MB"),
+                n => format!(
+                    "{mb:.1} MB (+{:.2} MB/worker)",
+                    (row.rss_kb[i] as f64 - single.rss_kb[i] as f64) / 1024.0 / (n - 1) as f64
+                ),
+            }
+        });
+        println!(
+            "| {} | {} | {:.2}× | {} |",
+            row.count,
+            throughput.join(" | "),
+            row.warm[0].throughput_ratio(&row.warm[2]),
+            memory.join(" | ")
+        );
+    }
 }
 
 /// The `aws` workload's runtimes, calling `stand_in` with a key of the bench's.

@@ -33,6 +33,16 @@ impl Serve {
     /// Starts `lure serve HANDLER --task-root … --port 0 ARGS` on the scratch's task
     /// root and waits for the address it prints.
     fn start(scratch: Scratch, handler: &str, args: &[&str]) -> Serve {
+        Self::start_with_env(scratch, handler, args, &[])
+    }
+
+    /// As [`Serve::start`], with `env` in serve's environment.
+    fn start_with_env(
+        scratch: Scratch,
+        handler: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Serve {
         let mut child = Command::new(env!("CARGO_BIN_EXE_lure"))
             .arg("serve")
             .arg(handler)
@@ -42,6 +52,7 @@ impl Serve {
             .args(args)
             .env_clear()
             .env("RUST_BACKTRACE", "1")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -664,6 +675,26 @@ fn other_paths_are_404_with_a_json_error() {
         "",
     );
     assert_eq!(assert_success(&response), json!(1));
+}
+
+/// serve hands out one invocation at a time: a function configured for Managed
+/// Instances (`AWS_LAMBDA_MAX_CONCURRENCY`) runs with one worker under it, and
+/// serves invocation after invocation.
+#[test]
+fn max_concurrency_in_serves_environment_runs_one_worker() {
+    let serve = Serve::start_with_env(
+        scratch("serve_workers", &[("app.lua", GREETER_LUA)]),
+        "app.handler",
+        &[],
+        &[("AWS_LAMBDA_MAX_CONCURRENCY", "4")],
+    );
+    for name in ["Ann", "Bob", "Cy"] {
+        let response = serve.invoke(&format!(r#"{{"name": "{name}"}}"#));
+        assert_eq!(
+            assert_success(&response)["greeting"],
+            format!("hello {name}")
+        );
+    }
 }
 
 /// boto3 against `lure serve`, run by tests/serve_sdk.py in a virtualenv this test

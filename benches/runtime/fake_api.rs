@@ -6,6 +6,7 @@
 //! the round trip from the moment it starts writing the `/next` reply to the moment
 //! the whole `/response` POST has been read.
 
+use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -97,7 +98,9 @@ struct State {
 struct Progress {
     run: Run,
     started: Option<Instant>,
-    sent_at: Option<Instant>,
+    /// When each invocation in flight was handed out, oldest first (one unless
+    /// the runtime runs workers: their answers are matched to them in order).
+    sent_at: VecDeque<Instant>,
     last_answer: Option<Instant>,
     round_trips: Vec<Duration>,
     first_bytes: Vec<Duration>,
@@ -153,7 +156,7 @@ impl FakeApi {
         state.run = Some(Progress {
             run,
             started: None,
-            sent_at: None,
+            sent_at: VecDeque::new(),
             last_answer: None,
             round_trips: Vec::with_capacity(capacity),
             first_bytes: Vec::with_capacity(capacity),
@@ -236,7 +239,7 @@ impl Shared {
                     progress.finished = true;
                     self.changed.notify_all();
                 } else {
-                    progress.sent_at = Some(now);
+                    progress.sent_at.push_back(now);
                     return Some(run.reply.clone());
                 }
             }
@@ -251,7 +254,7 @@ impl Shared {
         let Some(progress) = state.run.as_mut() else {
             return;
         };
-        let Some(sent_at) = progress.sent_at.take() else {
+        let Some(sent_at) = progress.sent_at.pop_front() else {
             return;
         };
         progress.round_trips.push(arrived - sent_at);

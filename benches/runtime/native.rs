@@ -28,6 +28,7 @@ pub fn main() -> ExitCode {
         Ok("stdlib") => stdlib,
         Ok("http") => http_get,
         Ok("aws") => dynamodb_get_item,
+        Ok("cpu") => sha256_chain,
         _ => |event| event,
     };
     match serve_forever(handler) {
@@ -73,6 +74,22 @@ pub fn stdlib(event: Value) -> Value {
         "path": utf8_percent_encode(&text(&event["rawPath"]), NOT_UNRESERVED).to_string(),
         "request_id": event["requestContext"]["requestId"],
     })
+}
+
+/// What `benches/handlers/*/cpu.*` answer: a chain of 1,000 SHA-256 digests over the
+/// request body, each over the digest before it and the body.
+pub fn sha256_chain(event: Value) -> Value {
+    const ROUNDS: usize = 1000;
+    let body = event["body"].as_str().unwrap_or_default().as_bytes();
+    let mut digest = Vec::new();
+    for _ in 0..ROUNDS {
+        digest = Sha256::new()
+            .chain_update(&digest)
+            .chain_update(body)
+            .finalize()
+            .to_vec();
+    }
+    json!({ "digest": hex::encode(digest) })
 }
 
 /// What `benches/handlers/*/http.*` answer: the upstream's status and body size.
@@ -213,6 +230,22 @@ pub fn aws_request_cost(count: u32) -> std::time::Duration {
 }
 
 fn serve_forever(handler: Handler) -> Result<std::convert::Infallible, Box<dyn std::error::Error>> {
+    // Managed Instances: N loops on threads of their own, as lure's workers.
+    let workers: usize = std::env::var("AWS_LAMBDA_MAX_CONCURRENCY")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1);
+    for _ in 1..workers {
+        std::thread::spawn(move || {
+            let Err(e) = serve_loop(handler);
+            eprintln!("native floor worker: {e}");
+            std::process::exit(1);
+        });
+    }
+    serve_loop(handler)
+}
+
+fn serve_loop(handler: Handler) -> Result<std::convert::Infallible, Box<dyn std::error::Error>> {
     let address = std::env::var("AWS_LAMBDA_RUNTIME_API")?;
     let base = format!("http://{address}/2018-06-01/runtime/invocation");
     let next = format!("{base}/next");

@@ -76,6 +76,8 @@ impl ExecutionEnv {
             .env("AWS_DEFAULT_REGION", &function.region)
             .env_remove(env_vars::TELEMETRY_LOG_FD)
             .env_remove(env_vars::TRACE_ID)
+            // serve hands out one invocation at a time: one worker takes them.
+            .env_remove(env_vars::MAX_CONCURRENCY)
             .current_dir(&function.task_root)
             .stdin(Stdio::null())
             .stdout(writer.try_clone()?)
