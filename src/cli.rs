@@ -37,6 +37,8 @@ SERVE OPTIONS:
     --port PORT          the port to listen on (default: 9000; 0 picks a free one)
     --timeout SECONDS    the function timeout (default: 3)
     --memory MB          the function's memory size, 128 to 10240 (default: 128)
+    --concurrency N      invocations at once, as on Lambda Managed Instances: the
+                         function runs N workers (default: 1)
 
     -h, --help           print this help
     -V, --version        print the version
@@ -175,6 +177,7 @@ fn parse(args: impl Iterator<Item = OsString>) -> Result<Command, String> {
                 port: 9000,
                 timeout: Duration::from_secs(3),
                 memory_mb: 128,
+                concurrency: 1,
             };
             while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
                 match arg {
@@ -195,6 +198,16 @@ fn parse(args: impl Iterator<Item = OsString>) -> Result<Command, String> {
                             .filter(|mb| (128..=10_240).contains(mb))
                             .ok_or_else(|| {
                                 format!("--memory takes a size in MB from 128 to 10240, not {mb:?}")
+                            })?;
+                    }
+                    Long("concurrency") => {
+                        let n = value(&mut parser)?;
+                        options.concurrency = n
+                            .parse()
+                            .ok()
+                            .filter(|n| (1..=64).contains(n))
+                            .ok_or_else(|| {
+                                format!("--concurrency takes a number from 1 to 64, not {n:?}")
                             })?;
                     }
                     Short('h') | Long("help") => return Ok(Command::Help),

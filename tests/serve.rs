@@ -677,9 +677,10 @@ fn other_paths_are_404_with_a_json_error() {
     assert_eq!(assert_success(&response), json!(1));
 }
 
-/// serve hands out one invocation at a time: a function configured for Managed
-/// Instances (`AWS_LAMBDA_MAX_CONCURRENCY`) runs with one worker under it, and
-/// serves invocation after invocation.
+/// Without `--concurrency` serve hands out one invocation at a time: a function
+/// configured for Managed Instances (`AWS_LAMBDA_MAX_CONCURRENCY` in serve's
+/// environment) runs with one worker under it, and serves invocation after
+/// invocation.
 #[test]
 fn max_concurrency_in_serves_environment_runs_one_worker() {
     let serve = Serve::start_with_env(
@@ -694,6 +695,53 @@ fn max_concurrency_in_serves_environment_runs_one_worker() {
             assert_success(&response)["greeting"],
             format!("hello {name}")
         );
+    }
+}
+
+/// `--concurrency 3`: three invocations at once, each in a worker of its own (all
+/// three held at a gate until all are inside; no timing), then more, in turn.
+#[test]
+fn concurrency_runs_invocations_at_once_in_workers() {
+    const SCRIPT: &str = r#"
+local worker = uuid.v4() -- once per worker
+local M = {}
+function M.handler(event, context)
+  if event.gate then http.get(event.gate) end
+  return { worker = worker, id = context.aws_request_id }
+end
+return M
+"#;
+    let gate = support::web::WebServer::http();
+    let serve = Serve::start(
+        scratch("serve_concurrency", &[("app.lua", SCRIPT)]),
+        "app.handler",
+        &["--concurrency", "3"],
+    );
+    assert!(serve.output().contains("3 workers"), "{}", serve.output());
+    let event = json!({ "gate": gate.url("/gate/1") }).to_string();
+    let answers: Vec<Value> = std::thread::scope(|scope| {
+        let callers: Vec<_> = (0..3)
+            .map(|_| scope.spawn(|| assert_success(&serve.invoke(&event))))
+            .collect();
+        let end = Instant::now() + WAIT;
+        while gate.requests().len() < 3 {
+            assert!(
+                Instant::now() < end,
+                "three invocations never were in flight at once"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        gate.release();
+        callers.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    let workers: std::collections::BTreeSet<&str> = answers
+        .iter()
+        .map(|a| a["worker"].as_str().unwrap())
+        .collect();
+    assert_eq!(workers.len(), 3, "{answers:?}");
+    for _ in 0..4 {
+        let answer = assert_success(&serve.invoke("{}"));
+        assert!(workers.contains(answer["worker"].as_str().unwrap()));
     }
 }
 

@@ -36,6 +36,8 @@ pub struct ServeOptions {
     pub port: u16,
     pub timeout: Duration,
     pub memory_mb: u64,
+    /// Invocations at once (Managed Instances): the function's workers.
+    pub concurrency: usize,
 }
 
 /// Runs until the process is stopped; returns only if it cannot start (exit code).
@@ -82,14 +84,19 @@ pub fn serve(options: ServeOptions) -> u8 {
         task_root,
         timeout: options.timeout,
         memory_mb: options.memory_mb,
+        concurrency: options.concurrency,
         name: var(env_vars::FUNCTION_NAME).unwrap_or_else(|| "lure-local".to_owned()),
         region: var("AWS_REGION")
             .or_else(|| var("AWS_DEFAULT_REGION"))
             .unwrap_or_else(|| "us-east-1".to_owned()),
         runtime_api: runtime_addr.to_string(),
     };
+    let workers = match function.concurrency {
+        1 => String::new(),
+        n => format!(", {n} workers"),
+    };
     eprintln!(
-        "lure serve: {} from {} ({} MB, timeout {:.2} s) at http://{invoke_addr}/2015-03-31/functions/function/invocations",
+        "lure serve: {} from {} ({} MB, timeout {:.2} s{workers}) at http://{invoke_addr}/2015-03-31/functions/function/invocations",
         function.handler,
         function.task_root.display(),
         function.memory_mb,

@@ -156,7 +156,8 @@ pub struct Dispatcher {
     function: Function,
     env: Option<ExecutionEnv>,
     queue: VecDeque<Job>,
-    running: Option<Running>,
+    /// The invocations in flight: at most `function.concurrency`.
+    running: Vec<Running>,
 }
 
 impl Dispatcher {
@@ -165,7 +166,7 @@ impl Dispatcher {
             function,
             env: None,
             queue: VecDeque::new(),
-            running: None,
+            running: Vec::new(),
         }
     }
 
@@ -200,24 +201,39 @@ impl Dispatcher {
         }
     }
 
-    /// Sends the next queued invocation to the environment once it waits on `/next`.
+    /// Sends queued invocations to the environment while it waits on `/next`, up
+    /// to the function's concurrency.
     fn dispatch(&mut self) {
-        if self.running.is_some() || self.queue.is_empty() {
-            return;
+        while self.running.len() < self.function.concurrency && !self.queue.is_empty() {
+            let Some(env) = &mut self.env else {
+                return self.start_env();
+            };
+            if env.next.is_empty() {
+                return; // still in init (or about to exit after an init error)
+            }
+            if Snapshot::take(&self.function.task_root) != env.snapshot {
+                if !self.running.is_empty() {
+                    return; // the redeploy waits for the invocations in flight
+                }
+                // A redeploy: the next invocation gets a fresh environment and init.
+                eprintln!(
+                    "lure serve: files under the task root changed; starting a new environment"
+                );
+                self.env = None;
+                return self.start_env();
+            }
+            self.dispatch_one();
         }
+    }
+
+    /// Hands the first queued invocation to a worker waiting on `/next`.
+    fn dispatch_one(&mut self) {
         let Some(env) = &mut self.env else {
-            return self.start_env();
+            return;
         };
-        let Some(next) = env.next.take() else {
-            return; // still in init (or about to exit after an init error)
+        let Some(next) = env.next.pop_front() else {
+            return;
         };
-        if Snapshot::take(&self.function.task_root) != env.snapshot {
-            // A redeploy: the next invocation gets a fresh environment and init.
-            eprintln!("lure serve: files under the task root changed; starting a new environment");
-            drop(next);
-            self.env = None;
-            return self.start_env();
-        }
         // What the process logged while idle (its init, on a fresh start) comes before START.
         echo(&env.read_log());
         let job = self.queue.pop_front().expect("the queue is not empty");
@@ -254,7 +270,7 @@ impl Dispatcher {
         }
         // If the process is gone, `watch_env` notices and answers for it.
         next.send(response);
-        self.running = Some(running);
+        self.running.push(running);
     }
 
     /// Prints START for an invocation handed to the function now.
@@ -381,8 +397,8 @@ impl Dispatcher {
     fn on_stream(&mut self, request_id: &str, piece: Piece) {
         let running = self
             .running
-            .as_mut()
-            .filter(|running| running.job.request_id == request_id);
+            .iter_mut()
+            .find(|running| running.job.request_id == request_id);
         match (running, piece) {
             (Some(running), Piece::Begin { content_type }) => {
                 let caller = std::mem::replace(&mut running.job.caller, Caller::Nobody);
@@ -407,7 +423,7 @@ impl Dispatcher {
                 }
             }
             (Some(_), Piece::End { error, reply }) => {
-                let mut running = self.running.take().expect("the invocation is running");
+                let mut running = self.take_running(request_id).expect("it is running");
                 reply.accepted();
                 let answer = match &mut running.stream {
                     Some(stream) => stream.answer(error),
@@ -428,16 +444,22 @@ impl Dispatcher {
         if env.init_duration.is_none() {
             env.init_duration = Some(env.spawned.elapsed());
         }
-        env.next = Some(reply);
+        env.next.push_back(reply);
     }
 
     /// `POST /runtime/invocation/{id}/response` and `…/error`.
     fn on_answer(&mut self, id: &str, answer: Answer, reply: Reply) {
-        let Some(running) = self.running.take_if(|running| running.job.request_id == id) else {
+        let Some(running) = self.take_running(id) else {
             return invalid_request_id(id, reply);
         };
         reply.accepted();
         self.finish(running, answer, None);
+    }
+
+    /// The invocation `id` if it is in flight, no longer counted as such.
+    fn take_running(&mut self, id: &str) -> Option<Running> {
+        let at = self.running.iter().position(|r| r.job.request_id == id)?;
+        Some(self.running.remove(at))
     }
 
     /// `POST /runtime/init/error`: the process exits next; `watch_env` answers
@@ -469,8 +491,10 @@ impl Dispatcher {
                     }
                     None => self.init_report(&status),
                 }
-            } else if let Some(running) = self.running.take() {
-                self.exit_error(running, &status.to_string());
+            } else if !self.running.is_empty() {
+                for running in std::mem::take(&mut self.running) {
+                    self.exit_error(running, &status.to_string());
+                }
             } else if in_init && let Some(job) = self.queue.pop_front() {
                 let running = self.begin_waiting(job);
                 self.exit_error(running, &status.to_string());
@@ -484,17 +508,23 @@ impl Dispatcher {
             return;
         }
 
-        let overran = self
-            .running
-            .take_if(|r| Instant::now() >= r.deadline + KILL_GRACE);
-        if let Some(running) = overran {
-            let message = format!(
-                "RequestId: {} Error: Task timed out after {:.2} seconds",
-                running.job.request_id,
-                self.function.timeout.as_secs_f64()
-            );
-            let body = Diagnostic::runtime("Sandbox.Timedout", message).to_json();
-            self.finish(running, Answer::Error(body), Some("Status: timeout"));
+        let now = Instant::now();
+        if self.running.iter().any(|r| now >= r.deadline + KILL_GRACE) {
+            // The environment is stopped: the invocation that overran is timed out,
+            // any other in flight (a worker's) is lost with the process.
+            for running in std::mem::take(&mut self.running) {
+                if now >= running.deadline + KILL_GRACE {
+                    let message = format!(
+                        "RequestId: {} Error: Task timed out after {:.2} seconds",
+                        running.job.request_id,
+                        self.function.timeout.as_secs_f64()
+                    );
+                    let body = Diagnostic::runtime("Sandbox.Timedout", message).to_json();
+                    self.finish(running, Answer::Error(body), Some("Status: timeout"));
+                } else {
+                    self.exit_error(running, "stopped: another invocation overran its deadline");
+                }
+            }
             self.env = None;
         } else if env.init_duration.is_none() && env.spawned.elapsed() >= INIT_LIMIT {
             env.init_duration = Some(env.spawned.elapsed());

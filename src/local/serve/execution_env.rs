@@ -2,6 +2,7 @@
 //! runtime mode, exactly as Lambda starts `bootstrap`, so the loop it runs is the
 //! one that runs on Lambda and its crash never takes the server down.
 
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
 use std::path::PathBuf;
@@ -24,6 +25,8 @@ pub struct Function {
     pub task_root: PathBuf,
     pub timeout: Duration,
     pub memory_mb: u64,
+    /// Invocations at once: `AWS_LAMBDA_MAX_CONCURRENCY` when above 1.
+    pub concurrency: usize,
     pub name: String,
     pub region: String,
     /// `host:port` of serve's own Runtime API.
@@ -45,8 +48,9 @@ pub struct ExecutionEnv {
     pub init_reported: bool,
     /// The body of a `POST /runtime/init/error`: the process is about to exit.
     pub init_error: Option<Vec<u8>>,
-    /// The process's long-polled `GET /next`, answered with the next invocation.
-    pub next: Option<Reply>,
+    /// The process's long-polled `GET /next`s (one per worker), answered with
+    /// the next invocations.
+    pub next: VecDeque<Reply>,
 }
 
 impl ExecutionEnv {
@@ -57,7 +61,8 @@ impl ExecutionEnv {
         let log_stream = format!("{today}/[$LATEST]{}", random_hex(16));
         // The rest of serve's environment is inherited, as `lure invoke` sees it:
         // that is how a developer sets the function's own configuration variables.
-        let process = Command::new(std::env::current_exe()?)
+        let mut command = Command::new(std::env::current_exe()?);
+        command
             .env(env_vars::RUNTIME_API, &function.runtime_api)
             .env(env_vars::HANDLER, &function.handler)
             .env(env_vars::TASK_ROOT, &function.task_root)
@@ -76,13 +81,16 @@ impl ExecutionEnv {
             .env("AWS_DEFAULT_REGION", &function.region)
             .env_remove(env_vars::TELEMETRY_LOG_FD)
             .env_remove(env_vars::TRACE_ID)
-            // serve hands out one invocation at a time: one worker takes them.
             .env_remove(env_vars::MAX_CONCURRENCY)
             .current_dir(&function.task_root)
             .stdin(Stdio::null())
             .stdout(writer.try_clone()?)
-            .stderr(writer)
-            .spawn()?;
+            .stderr(writer);
+        if function.concurrency > 1 {
+            // As Lambda sets it on Managed Instances (serve's own setting only).
+            command.env(env_vars::MAX_CONCURRENCY, function.concurrency.to_string());
+        }
+        let process = command.spawn()?;
         Ok(ExecutionEnv {
             process,
             spawned: Instant::now(),
@@ -91,7 +99,7 @@ impl ExecutionEnv {
             init_duration: None,
             init_reported: false,
             init_error: None,
-            next: None,
+            next: VecDeque::new(),
         })
     }
 
