@@ -129,6 +129,16 @@ impl Serve {
     }
 
     fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Response {
+        self.request_raw(method, path, headers, body.as_bytes())
+    }
+
+    fn request_raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
         let mut stream = self.connect();
         stream
             .write_all(&request_bytes(method, path, headers, body))
@@ -156,13 +166,17 @@ impl Drop for Serve {
     }
 }
 
-fn request_bytes(method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n");
+/// A request; `Host: localhost` unless `headers` name a `Host`.
+fn request_bytes(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut head = format!("{method} {path} HTTP/1.1\r\n");
+    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        head.push_str("Host: localhost\r\n");
+    }
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-    [head.as_bytes(), body.as_bytes()].concat()
+    [head.as_bytes(), body].concat()
 }
 
 /// A scratch task root holding `files`.
@@ -431,7 +445,7 @@ end
     let hung = std::thread::spawn(move || {
         let mut stream = TcpStream::connect(&address).unwrap();
         stream.set_read_timeout(Some(WAIT)).unwrap();
-        let request = request_bytes("POST", INVOKE_PATH, &[], r#"{"hang": true}"#);
+        let request = request_bytes("POST", INVOKE_PATH, &[], br#"{"hang": true}"#);
         stream.write_all(&request).unwrap();
         read_response(&mut BufReader::new(stream)).expect("an answer")
     });
@@ -495,7 +509,12 @@ fn concurrent_invocations_are_all_served_once_one_at_a_time() {
         .map(|i| {
             let (serve, barrier) = (Arc::clone(&serve), Arc::clone(&barrier));
             std::thread::spawn(move || {
-                let request = request_bytes("POST", INVOKE_PATH, &[], &format!(r#"{{"i":{i}}}"#));
+                let request = request_bytes(
+                    "POST",
+                    INVOKE_PATH,
+                    &[],
+                    format!(r#"{{"i":{i}}}"#).as_bytes(),
+                );
                 let mut stream = serve.connect();
                 barrier.wait();
                 stream.write_all(&request).unwrap();
@@ -543,7 +562,14 @@ fn pipelined_invocations_are_answered_in_arrival_order() {
     );
     let mut stream = serve.connect();
     let all: Vec<u8> = (0..REQUESTS)
-        .flat_map(|i| request_bytes("POST", INVOKE_PATH, &[], &format!(r#"{{"i":{i}}}"#)))
+        .flat_map(|i| {
+            request_bytes(
+                "POST",
+                INVOKE_PATH,
+                &[],
+                format!(r#"{{"i":{i}}}"#).as_bytes(),
+            )
+        })
         .collect();
     stream.write_all(&all).unwrap();
     let mut reader = BufReader::new(stream);
@@ -647,34 +673,215 @@ end
     );
 }
 
+const URL_LUA: &str = r#"
+local M = {}
+function M.handler(event, context)
+  local mode = (event.queryStringParameters or {}).mode
+  if mode == "plain" then return { path = event.rawPath, n = 1 } end
+  if mode == "fail" then error("broken") end
+  if mode == "stream" then
+    local out = context:stream({
+      status_code = 201,
+      headers = { ["x-streamed"] = "yes" },
+      cookies = { "s=1" },
+      content_type = "text/plain",
+    })
+    out:write("part one, ")
+    return "part two"
+  end
+  return {
+    statusCode = 207,
+    headers = { ["x-method"] = event.requestContext.http.method, ["content-type"] = "application/json" },
+    cookies = { "a=1", "b=2; Path=/" },
+    body = base64.encode(json.encode(event)),
+    isBase64Encoded = true,
+  }
+end
+return M
+"#;
+
+const URL_RHAI: &str = r#"
+fn handler(event, context) {
+    let mode = if event.queryStringParameters == () { () } else { event.queryStringParameters.mode };
+    if mode == "plain" { return #{ path: event.rawPath, n: 1 }; }
+    if mode == "fail" { throw "broken"; }
+    if mode == "stream" {
+        let out = context.stream(#{
+            status_code: 201,
+            headers: #{ "x-streamed": "yes" },
+            cookies: ["s=1"],
+            content_type: "text/plain",
+        });
+        out.write("part one, ");
+        return "part two";
+    }
+    #{
+        statusCode: 207,
+        headers: #{ "x-method": event.requestContext.http.method, "content-type": "application/json" },
+        cookies: ["a=1", "b=2; Path=/"],
+        body: base64::encode(json::encode(event)),
+        isBase64Encoded: true,
+    }
+}
+"#;
+
+/// Every header named `name` of `response`.
+fn headers_named<'a>(response: &'a Response, name: &str) -> Vec<&'a str> {
+    response
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+/// Function URL requests (SPEC 10): other paths become payload-2.0 events, and
+/// the answers map back as Lambda maps them, a streamed one streamed.
+fn check_function_urls(name: &str, file: &str, script: &str) {
+    let serve = Serve::start(scratch(name, &[(file, script)]), "app.handler", &[]);
+    // The event: path, query (repeated keys joined), headers, cookies, context.
+    let response = serve.request(
+        "GET",
+        "/orders/7?a=1&a=2&b=x%20y",
+        &[
+            ("Cookie", "s=1; t=2"),
+            ("X-Multi", "one"),
+            ("X-Multi", "two"),
+            ("User-Agent", "curl/8.5"),
+        ],
+        "",
+    );
+    assert_eq!(
+        response.status,
+        207,
+        "{}",
+        String::from_utf8_lossy(&response.body)
+    );
+    assert_eq!(response.header("x-method"), Some("GET"));
+    assert_eq!(
+        headers_named(&response, "set-cookie"),
+        ["a=1", "b=2; Path=/"]
+    );
+    let event = json_body(&response);
+    assert_eq!(event["version"], "2.0");
+    assert_eq!(event["rawPath"], "/orders/7");
+    assert_eq!(event["rawQueryString"], "a=1&a=2&b=x%20y");
+    assert_eq!(
+        event["queryStringParameters"],
+        json!({ "a": "1,2", "b": "x y" })
+    );
+    assert_eq!(event["cookies"], json!(["s=1", "t=2"]));
+    assert_eq!(event["headers"]["x-multi"], "one,two");
+    assert_eq!(event["headers"]["host"], "localhost");
+    assert!(event["headers"].get("cookie").is_none(), "{event}");
+    assert_eq!(event["requestContext"]["http"]["userAgent"], "curl/8.5");
+    assert_eq!(event["requestContext"]["http"]["sourceIp"], "127.0.0.1");
+    assert_eq!(
+        event["requestContext"]["requestId"],
+        response.header("x-amzn-requestid").unwrap()
+    );
+
+    // Bodies: text as text, anything else base64.
+    let bytes = [0u8, 1, 2, 255];
+    let response = serve.request_raw(
+        "POST",
+        "/upload",
+        &[("Content-Type", "application/octet-stream")],
+        &bytes,
+    );
+    let event = json_body(&response);
+    assert_eq!(event["isBase64Encoded"], true);
+    assert_eq!(base64_decode(event["body"].as_str().unwrap()), bytes);
+    let response = serve.request(
+        "PUT",
+        "/items",
+        &[("Content-Type", "application/json; charset=utf-8")],
+        r#"{"n":1}"#,
+    );
+    let event = json_body(&response);
+    assert_eq!(event["body"], r#"{"n":1}"#);
+    assert_eq!(event["isBase64Encoded"], false);
+    assert_eq!(event["requestContext"]["http"]["method"], "PUT");
+
+    // Any other result is JSON; a function error is Lambda's 502.
+    let response = serve.request("GET", "/x?mode=plain", &[], "");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("content-type"), Some("application/json"));
+    assert_eq!(json_body(&response), json!({ "path": "/x", "n": 1 }));
+    let response = serve.request("GET", "/x?mode=fail", &[], "");
+    assert_eq!(response.status, 502);
+    assert_eq!(
+        json_body(&response),
+        json!({ "Message": "Internal Server Error" })
+    );
+
+    // A streaming handler: the prelude is the status and headers, then the body.
+    let response = serve.request("GET", "/x?mode=stream", &[], "");
+    assert_eq!(response.status, 201);
+    assert_eq!(response.header("x-streamed"), Some("yes"));
+    assert_eq!(response.header("content-type"), Some("text/plain"));
+    assert_eq!(headers_named(&response, "set-cookie"), ["s=1"]);
+    assert_eq!(response.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(response.body, b"part one, part two");
+}
+
 #[test]
-fn other_paths_are_404_with_a_json_error() {
+fn function_url_requests_map_both_ways_lua() {
+    check_function_urls("serve_url_lua", "app.lua", URL_LUA);
+}
+
+#[test]
+fn function_url_requests_map_both_ways_rhai() {
+    check_function_urls("serve_url_rhai", "app.rhai", URL_RHAI);
+}
+
+/// A web page cannot use serve: a foreign `Host` (DNS rebinding) is refused on
+/// every path, an `Origin` on the Invoke APIs; curl and the SDKs are answered.
+#[test]
+fn foreign_hosts_and_web_origins_are_refused() {
     let serve = Serve::start(
-        scratch("serve_404", &[("app.lua", "function main() return 1 end")]),
+        scratch(
+            "serve_guards",
+            &[("app.lua", "function main() return 1 end")],
+        ),
         "app.lua",
         &[],
     );
-    for (method, path) in [
-        ("GET", INVOKE_PATH),
-        ("POST", "/2015-03-31/functions/function"),
-        ("GET", "/"),
+    let stream_path = "/2021-11-15/functions/f/response-streaming-invocations";
+    for (path, headers) in [
+        (INVOKE_PATH, vec![("Origin", "https://evil.example")]),
+        (stream_path, vec![("Origin", "null")]),
+        (INVOKE_PATH, vec![("Host", "evil.example:9000")]),
+        ("/any/url/path", vec![("Host", "rebound.example")]),
     ] {
-        let response = serve.request(method, path, &[], "");
-        assert_eq!(response.status, 404, "{method} {path}");
+        let response = serve.request("POST", path, &headers, "{}");
+        assert_eq!(response.status, 403, "{path} {headers:?}");
         assert_eq!(
             response.header("x-amzn-errortype"),
-            Some("ResourceNotFoundException")
+            Some("AccessDeniedException")
         );
         assert!(json_body(&response)["message"].is_string());
     }
-    // Any function name is this function.
-    let response = serve.request(
-        "POST",
-        "/2015-03-31/functions/other-name/invocations",
-        &[],
-        "",
+    assert!(
+        !serve.output().contains("START RequestId"),
+        "a refused request ran the function:\n{}",
+        serve.output()
     );
-    assert_eq!(assert_success(&response), json!(1));
+    // Loopback names and addresses are this machine; any function name is this one.
+    let port = serve.address.rsplit(':').next().unwrap().to_owned();
+    for host in ["localhost", "127.0.0.1", "api.localhost", "[::1]"] {
+        let host = format!("{host}:{port}");
+        let response = serve.request(
+            "POST",
+            "/2015-03-31/functions/other-name/invocations",
+            &[("Host", host.as_str())],
+            "",
+        );
+        assert_eq!(assert_success(&response), json!(1), "{host}");
+    }
+    // The console's paths are kept for it.
+    let response = serve.request("GET", "/_lure/", &[], "");
+    assert_eq!(response.status, 404);
 }
 
 /// Without `--concurrency` serve hands out one invocation at a time: a function

@@ -14,6 +14,7 @@
 mod dispatcher;
 mod event_stream;
 mod execution_env;
+mod function_url;
 mod invoke_api;
 mod runtime_api;
 mod task_root;
@@ -106,7 +107,12 @@ pub fn serve(options: ServeOptions) -> u8 {
     let (messages, inbox) = mpsc::channel();
     let to_dispatcher = messages.clone();
     std::thread::spawn(move || runtime_api::run(runtime_api, to_dispatcher));
+    let site = invoke_api::Site {
+        own_hosts: vec![options.host.clone(), invoke_addr.ip().to_string()],
+        function_name: function.name.clone(),
+        region: function.region.clone(),
+    };
     std::thread::spawn(move || Dispatcher::new(function).run(inbox));
-    invoke_api::run(&invoke_api, &messages);
+    invoke_api::run(&invoke_api, &messages, &site);
     0
 }

@@ -24,6 +24,7 @@ use crate::local::report::{Report, end_line, random_hex, start_line};
 
 use super::event_stream::{Completion, EventStream};
 use super::execution_env::{ExecutionEnv, Function};
+use super::function_url::{self, UrlStream};
 use super::invoke_api::{header, http_header};
 use super::runtime_api::{Call, Piece, Reply, Response as RuntimeResponse};
 use super::task_root::Snapshot;
@@ -56,6 +57,9 @@ pub enum Caller {
     Invoke(Request),
     /// `InvokeWithResponseStream`: events, as the function writes.
     Stream(Request),
+    /// A Function URL request: the answer mapped to an HTTP response, a streamed
+    /// one streamed.
+    Url(Request),
 }
 
 pub struct Job {
@@ -105,6 +109,8 @@ enum Streamed {
         body: Vec<u8>,
         too_large: bool,
     },
+    /// For a Function URL request: the body streamed to the client.
+    Url(UrlStream),
     /// For an `Event` invocation: nobody reads the body.
     Dropped,
 }
@@ -123,6 +129,7 @@ impl Streamed {
                     body.extend_from_slice(bytes);
                 }
             }
+            Streamed::Url(stream) => stream.write(bytes),
             Streamed::Dropped => {}
         }
     }
@@ -147,7 +154,9 @@ impl Streamed {
                 content_type: std::mem::take(content_type),
             },
             // All of it was relayed already, or nobody reads it.
-            (None, Streamed::Relayed(_) | Streamed::Dropped) => Answer::json(Vec::new()),
+            (None, Streamed::Relayed(_) | Streamed::Url(_) | Streamed::Dropped) => {
+                Answer::json(Vec::new())
+            }
         }
     }
 }
@@ -333,6 +342,16 @@ impl Dispatcher {
         });
         match (running.job.caller, running.stream) {
             (_, Some(Streamed::Relayed(events))) => complete(events, answer, log_result),
+            // The body went to the client as it came; an error after it began can
+            // only end it (the status was sent), as on Lambda.
+            (_, Some(Streamed::Url(_))) => {}
+            (Caller::Url(caller), _) => {
+                let outgoing = match answer {
+                    Answer::Response { body, .. } => function_url::buffered(&body),
+                    Answer::Error(_) => function_url::function_error(),
+                };
+                function_url::respond(caller, outgoing, request_id);
+            }
             (Caller::Stream(caller), _) => {
                 // An answer that was not streamed: its body as one event.
                 let content_type = match &answer {
@@ -413,6 +432,9 @@ impl Dispatcher {
                             body: Vec::new(),
                             too_large: false,
                         }
+                    }
+                    Caller::Url(caller) => {
+                        Streamed::Url(UrlStream::open(caller, &content_type, request_id))
                     }
                     Caller::Nobody => Streamed::Dropped,
                 });

@@ -2,7 +2,13 @@
 //! `POST /2015-03-31/functions/{name}/invocations` (Invoke) and
 //! `POST /2021-11-15/functions/{name}/response-streaming-invocations`
 //! (InvokeWithResponseStream), with the headers the AWS SDKs, the AWS CLI and the
-//! Runtime Interface Emulator's users send and read.
+//! Runtime Interface Emulator's users send and read; every other request is a
+//! Function URL request (`function_url`).
+//!
+//! Guards (SPEC 10): a request whose `Host` is not this machine is refused (a web
+//! page cannot reach serve by DNS rebinding), and the Invoke APIs refuse any
+//! request with an `Origin` (only browsers send one): a page the developer visits
+//! cannot run their function with their credentials, nor read its answers.
 
 use std::io::Read;
 use std::sync::mpsc::{SendError, Sender};
@@ -12,6 +18,7 @@ use tiny_http::{Method, Request, Response, Server};
 use crate::local::report::new_request_id;
 
 use super::dispatcher::{Caller, Job, Message};
+use super::function_url::{self, Incoming};
 use crate::stdlib::base64;
 
 /// Lambda's limit for a synchronous invocation's payload.
@@ -32,15 +39,55 @@ pub mod header {
     pub const ERROR_TYPE: &str = "X-Amzn-ErrorType";
 }
 
-/// Accepts invocations until the process ends, handing them to the dispatcher in
-/// the order they arrive; answers `Event` and `DryRun` invocations at once.
-pub fn run(server: &Server, dispatcher: &Sender<Message>) {
-    for request in server.incoming_requests() {
-        accept(request, dispatcher);
+/// Who serve is, for the requests it takes.
+pub struct Site {
+    /// The names and addresses a request's `Host` may name: loopback ones and
+    /// serve's own address.
+    pub own_hosts: Vec<String>,
+    /// The function's name and region, for Function URL events.
+    pub function_name: String,
+    pub region: String,
+}
+
+impl Site {
+    /// Whether `host` (a `Host` header, port included) names this machine.
+    fn allows(&self, host: Option<&str>) -> bool {
+        let Some(host) = host else {
+            return true; // HTTP/1.0: no browser sends such a request
+        };
+        let name = match host.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(""),
+            None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+        }
+        .to_ascii_lowercase();
+        name == "localhost"
+            || name.ends_with(".localhost")
+            || name
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+            || self
+                .own_hosts
+                .iter()
+                .any(|own| own.eq_ignore_ascii_case(&name))
     }
 }
 
-fn accept(mut request: Request, dispatcher: &Sender<Message>) {
+/// Accepts requests until the process ends, handing invocations to the dispatcher
+/// in the order they arrive; answers `Event` and `DryRun` invocations at once.
+pub fn run(server: &Server, dispatcher: &Sender<Message>, site: &Site) {
+    for request in server.incoming_requests() {
+        accept(request, dispatcher, site);
+    }
+}
+
+fn accept(mut request: Request, dispatcher: &Sender<Message>, site: &Site) {
+    if !site.allows(header_value(&request, "Host")) {
+        let message = format!(
+            "Host {:?} is not this machine: lure serve answers requests to localhost or its own address",
+            header_value(&request, "Host").unwrap_or_default()
+        );
+        return api_error(request, 403, "AccessDeniedException", &message);
+    }
     let is_post = *request.method() == Method::Post;
     let (invoked_as, streaming) = match (
         function_name(request.url(), INVOKE_PATH),
@@ -48,16 +95,13 @@ fn accept(mut request: Request, dispatcher: &Sender<Message>) {
     ) {
         (Some(name), _) if is_post => (name, false),
         (_, Some(name)) if is_post => (name, true),
-        _ => {
-            let (prefix, suffix) = INVOKE_PATH;
-            let message = format!(
-                "No route for {} {}: invoke a function with POST {prefix}function{suffix}",
-                request.method(),
-                request.url()
-            );
-            return api_error(request, 404, "ResourceNotFoundException", &message);
-        }
+        _ => return function_url_request(request, dispatcher, site),
     };
+    if header_value(&request, "Origin").is_some() {
+        let message = "The Invoke API does not answer web pages (the request has an Origin header): \
+                       call it from curl, the AWS CLI or an SDK, or call the function through its URL path";
+        return api_error(request, 403, "AccessDeniedException", message);
+    }
     let kind = header_value(&request, header::INVOCATION_TYPE).unwrap_or("RequestResponse");
     let kinds: &[&str] = if streaming {
         &["RequestResponse", "DryRun"]
@@ -84,21 +128,12 @@ fn accept(mut request: Request, dispatcher: &Sender<Message>) {
         },
     };
 
-    let mut event = Vec::new();
-    let read = request
-        .as_reader()
-        .take(MAX_PAYLOAD_BYTES + 1)
-        .read_to_end(&mut event);
-    if let Err(e) = read {
-        let message = format!("Could not read the request body: {e}");
-        return api_error(request, 400, "InvalidRequestContentException", &message);
-    }
-    if event.len() as u64 > MAX_PAYLOAD_BYTES {
-        let message = format!(
-            "Request must be smaller than {MAX_PAYLOAD_BYTES} bytes for the InvokeFunction operation"
-        );
-        return api_error(request, 413, "RequestTooLargeException", &message);
-    }
+    let mut event = match read_body(&mut request) {
+        Ok(event) => event,
+        Err((status, error_type, message)) => {
+            return api_error(request, status, error_type, &message);
+        }
+    };
     // `aws lambda invoke` without `--payload`, or `curl -X POST`: Lambda's `{}`.
     if event.iter().all(u8::is_ascii_whitespace) {
         event = b"{}".to_vec();
@@ -141,6 +176,59 @@ fn accept(mut request: Request, dispatcher: &Sender<Message>) {
             }
         }
     }
+}
+
+/// Any other request: a Function URL request, the event made of it.
+fn function_url_request(mut request: Request, dispatcher: &Sender<Message>, site: &Site) {
+    let path = request.url().split('?').next().unwrap_or("");
+    if path == "/_lure" || path.starts_with("/_lure/") {
+        let message = "The console (/_lure/) is not part of this version of lure serve";
+        return api_error(request, 404, "ResourceNotFoundException", message);
+    }
+    let body = match read_body(&mut request) {
+        Ok(body) => body,
+        Err((status, error_type, message)) => {
+            return api_error(request, status, error_type, &message);
+        }
+    };
+    let request_id = new_request_id();
+    let incoming = Incoming::of(&request, body);
+    let event = function_url::event(&incoming, &request_id, &site.function_name, &site.region);
+    let job = Job {
+        request_id,
+        invoked_as: site.function_name.clone(),
+        event: event.to_string().into_bytes(),
+        client_context: None,
+        tail: false,
+        caller: Caller::Url(request),
+        arrived: std::time::Instant::now(),
+    };
+    if let Err(SendError(Message::Invoke(job))) = dispatcher.send(Message::Invoke(job))
+        && let Caller::Url(caller) = job.caller
+    {
+        function_url::respond(caller, function_url::function_error(), "");
+    }
+}
+
+/// The request's body, or why it is refused (status, error type, message): it
+/// could not be read, or it is larger than Lambda takes.
+fn read_body(request: &mut Request) -> Result<Vec<u8>, (u16, &'static str, String)> {
+    let mut body = Vec::new();
+    let read = request
+        .as_reader()
+        .take(MAX_PAYLOAD_BYTES + 1)
+        .read_to_end(&mut body);
+    if let Err(e) = read {
+        let message = format!("Could not read the request body: {e}");
+        return Err((400, "InvalidRequestContentException", message));
+    }
+    if body.len() as u64 > MAX_PAYLOAD_BYTES {
+        let message = format!(
+            "Request must be smaller than {MAX_PAYLOAD_BYTES} bytes for the InvokeFunction operation"
+        );
+        return Err((413, "RequestTooLargeException", message));
+    }
+    Ok(body)
 }
 
 /// `{name}` from `/2015-03-31/functions/{name}/invocations[?Qualifier=…]` (or the
