@@ -21,6 +21,7 @@ USAGE:
     lure invoke HANDLER [OPTIONS] run one invocation locally
     lure serve HANDLER [OPTIONS]  a local Lambda: the Invoke API on http://127.0.0.1:9000
     lure types DIR                write the stdlib's editor definitions (Lua, Rhai) into DIR
+    lure help                     print this help
 
 HANDLER:
     hello.lua, jobs/nightly.rhai  a script; its `main` is the handler
@@ -50,6 +51,22 @@ stderr, and exits 0 on success, 1 on a handler error, 2 on an init or usage erro
 CLI and SDKs with --endpoint-url) by running the handler in a child `lure`, as on
 Lambda; it prints the function's logs with START, END and REPORT lines on stderr and
 starts a fresh environment when a file under the task root changes.
+
+ENVIRONMENT (as Lambda sets it; locally, set what your function needs):
+    AWS_LAMBDA_RUNTIME_API        the Runtime API (host:port); set, `lure` runs the loop
+    _HANDLER, LAMBDA_TASK_ROOT    the handler and the folder of the function's code
+    AWS_LAMBDA_FUNCTION_NAME, AWS_LAMBDA_FUNCTION_VERSION
+    AWS_LAMBDA_FUNCTION_MEMORY_SIZE
+                                  the memory size in MB; scripts get it less 24 MB
+    AWS_LAMBDA_MAX_CONCURRENCY    Managed Instances: run that many workers
+    AWS_LAMBDA_LOG_FORMAT         Text (default) or JSON log records
+    AWS_LAMBDA_LOG_LEVEL          the least level logged (TRACE ... FATAL)
+    AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
+    AWS_PROFILE, AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_<SERVICE>
+                                  the `aws` module's region, credentials and endpoints
+    HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY
+                                  the `http` module's proxies (never the Runtime API's)
+    LURE_EXTRA_CA_CERTS           a PEM file of CAs `http` trusts besides the web PKI's
 ";
 
 enum Command {
@@ -144,6 +161,7 @@ fn parse(args: impl Iterator<Item = OsString>) -> Result<Command, String> {
     };
     match first {
         Short('h') | Long("help") => Ok(Command::Help),
+        Value(cmd) if cmd == "help" => Ok(Command::Help),
         Short('V') | Long("version") => Ok(Command::Version),
         Value(cmd) if cmd == "invoke" => {
             let mut handler = None;

@@ -11,6 +11,9 @@ use crate::diagnostic::{Diagnostic, error_type};
 /// Lambda's limit for a buffered response body.
 pub const MAX_RESPONSE_BYTES: usize = 6_291_556;
 
+/// Lambda's limit for a synchronous invocation's payload (the event).
+pub const MAX_EVENT_BYTES: usize = 6_291_456;
+
 /// Memory kept for lure itself (executable, event and response buffers, JSON
 /// copies) out of the function's memory size; scripts get the rest.
 pub const RUNTIME_HEADROOM_MB: u64 = 24;

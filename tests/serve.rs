@@ -486,6 +486,38 @@ fn child_pids(pid: u32) -> Vec<i32> {
         .collect()
 }
 
+/// Killing serve (SIGKILL: no chance to clean up) takes its function's process
+/// with it, as an environment goes with its sandbox.
+#[test]
+fn the_function_process_dies_with_serve() {
+    let mut serve = Serve::start(
+        scratch(
+            "serve_killed",
+            &[("app.lua", "function main() return 1 end")],
+        ),
+        "app.lua",
+        &[],
+    );
+    assert_eq!(assert_success(&serve.invoke("{}")), json!(1));
+    let children = child_pids(serve.child.id());
+    assert_eq!(children.len(), 1, "one function process");
+    serve.child.kill().unwrap();
+    serve.child.wait().unwrap();
+    let end = Instant::now() + WAIT;
+    while std::path::Path::new(&format!("/proc/{}/stat", children[0])).exists()
+        && !std::fs::read_to_string(format!("/proc/{}/stat", children[0])).is_ok_and(|stat| {
+            stat.rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        })
+    {
+        assert!(
+            Instant::now() < end,
+            "the function's process outlived serve"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 const COUNTER_LUA: &str = r#"
 local count = 0
 function handler(event)

@@ -3,12 +3,14 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::context::{FunctionInfo, epoch_ms, header};
+use crate::diagnostic::Diagnostic;
 use crate::lambda::runtime::{self, TraceVariable, handle};
 use crate::lambda::runtime_api::Invocation;
-use crate::limits::Limits;
+use crate::limits::{Limits, MAX_EVENT_BYTES};
 use crate::local::report::{Report, max_memory_used_mb, new_request_id};
 use crate::log;
 use crate::stream;
@@ -29,11 +31,33 @@ pub struct InvokeOptions<'a> {
 
 pub fn invoke(options: InvokeOptions<'_>) -> u8 {
     log::init(log::Sink::Stderr);
+    if options.event.len() > MAX_EVENT_BYTES {
+        eprintln!(
+            "lure: the event is {} bytes: Lambda refuses an invocation over {MAX_EVENT_BYTES} bytes \
+             (RequestTooLargeException)",
+            options.event.len()
+        );
+        return exit_code::INIT_ERROR_OR_USAGE;
+    }
+    // The function runs in its task root, as on Lambda (`/var/task`): relative
+    // paths in scripts (`package.path`, `io.open`) mean the same in both places.
+    let task_root = match std::path::absolute(options.task_root)
+        .and_then(|root| std::env::set_current_dir(&root).map(|()| root))
+    {
+        Ok(root) => root,
+        Err(e) => {
+            eprintln!(
+                "lure: cannot run in the task root {}: {e}",
+                options.task_root.display()
+            );
+            return exit_code::INIT_ERROR_OR_USAGE;
+        }
+    };
     let body = Body::take_stdout();
     let info = FunctionInfo::from_env();
     let limits = Limits::for_function(&info);
     let init_started = Instant::now();
-    let mut engine = match runtime::init(options.handler, options.task_root, &limits) {
+    let mut engine = match runtime::init(options.handler, &task_root, &limits) {
         Ok(engine) => engine,
         Err(diagnostic) => {
             eprintln!("lure: init failed: {diagnostic}");
@@ -61,6 +85,9 @@ pub fn invoke(options: InvokeOptions<'_>) -> u8 {
         body: options.event,
     };
     let started = Instant::now();
+    // Lambda ends the environment at the deadline whatever the script does: lure
+    // stops a script itself, but not a call blocked in C (`io.popen("sleep 8")`).
+    let watchdog = Watchdog::start(&body, &request_id, options.timeout, &info);
     let stdout = body.stream();
     stream::set_opener(Box::new(move |_, _| Box::new(stdout.again())));
     stream::offer(&request_id, None);
@@ -72,6 +99,7 @@ pub fn invoke(options: InvokeOptions<'_>) -> u8 {
         TraceVariable::Set,
     );
     let ended = stream::conclude(&outcome);
+    drop(watchdog);
     let duration = started.elapsed();
     // What a script wrote through C's stdio (Lua's `io.write`) is buffered: out
     // with it before the REPORT line, as the logs would have it.
@@ -106,6 +134,59 @@ pub fn invoke(options: InvokeOptions<'_>) -> u8 {
         Err(diagnostic) => {
             body.write(&diagnostic.to_json());
             exit_code::HANDLER_ERROR
+        }
+    }
+}
+
+/// How long after the deadline an invocation that has not ended is timed out by
+/// the watchdog (lure's own stop comes 50 ms before the deadline).
+const WATCHDOG_GRACE: Duration = Duration::from_millis(500);
+
+/// Ends the process with Lambda's timeout answer when the invocation outlives its
+/// deadline; dropped (disarmed) when it ends in time.
+struct Watchdog {
+    /// Dropping it disarms the watchdog.
+    _disarm: Option<mpsc::Sender<()>>,
+}
+
+impl Watchdog {
+    fn start(body: &Body, request_id: &str, timeout: Duration, info: &FunctionInfo) -> Watchdog {
+        let (disarm, disarmed) = mpsc::channel::<()>();
+        let out = body.stream();
+        let request_id = request_id.to_owned();
+        let memory_size_mb = info.memory_limit_in_mb;
+        let started = Instant::now();
+        let spawned = std::thread::Builder::new()
+            .name("watchdog".into())
+            .spawn(move || {
+                if disarmed.recv_timeout(timeout + WATCHDOG_GRACE)
+                    != Err(mpsc::RecvTimeoutError::Timeout)
+                {
+                    return;
+                }
+                let message = format!(
+                    "RequestId: {request_id} Error: Task timed out after {:.2} seconds",
+                    timeout.as_secs_f64()
+                );
+                let report = Report {
+                    request_id: &request_id,
+                    duration: started.elapsed(),
+                    memory_size_mb,
+                    max_memory_used_mb: max_memory_used_mb("self"),
+                    init_duration: None,
+                    status: Some("Status: timeout".into()),
+                };
+                log::write_raw(format!("{report}\n").as_bytes());
+                out.0
+                    .write(&Diagnostic::runtime("Sandbox.Timedout", message).to_json());
+                // Out at once, as Lambda ends a timed-out environment: `exit` would
+                // flush C's streams, and the one the script is blocked on (the
+                // pipe of `io.popen`) stays locked until its call returns.
+                // SAFETY: `_exit` ends the process; nothing needs to run after it.
+                unsafe { libc::_exit(exit_code::HANDLER_ERROR.into()) }
+            });
+        Watchdog {
+            _disarm: spawned.ok().map(|_| disarm),
         }
     }
 }

@@ -90,6 +90,23 @@ impl ExecutionEnv {
             // As Lambda sets it on Managed Instances (serve's own setting only).
             command.env(env_vars::MAX_CONCURRENCY, function.concurrency.to_string());
         }
+        // The function dies with serve (killed, Ctrl-C), as an environment does
+        // with its sandbox, instead of polling a Runtime API that is gone.
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: `prctl` is async-signal-safe; nothing else runs between fork
+            // and exec. Serve's dispatcher thread, which spawns the process, lives
+            // as long as serve.
+            unsafe {
+                command.pre_exec(|| {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         let process = command.spawn()?;
         Ok(ExecutionEnv {
             process,

@@ -22,7 +22,7 @@ use super::function_url::{self, Incoming};
 use crate::stdlib::base64;
 
 /// Lambda's limit for a synchronous invocation's payload.
-const MAX_PAYLOAD_BYTES: u64 = 6_291_456;
+const MAX_PAYLOAD_BYTES: u64 = crate::limits::MAX_EVENT_BYTES as u64;
 
 /// The two APIs' paths: before and after the function's name.
 const INVOKE_PATH: (&str, &str) = ("/2015-03-31/functions/", "/invocations");
