@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::env_vars;
 use crate::lambda::runtime::{self, Exit};
 use crate::lambda::runtime_api::RuntimeApi;
+use crate::local::init::{self, InitOptions};
 use crate::local::invoke::{self, InvokeOptions, exit_code};
 use crate::local::serve::{self, ServeOptions};
 use crate::local::types;
@@ -21,6 +22,7 @@ USAGE:
     lure invoke HANDLER [OPTIONS] run one invocation locally
     lure serve HANDLER [OPTIONS]  a local Lambda: the Invoke API on http://127.0.0.1:9000
     lure types DIR                write the stdlib's editor definitions (Lua, Rhai) into DIR
+    lure init [DIR] [OPTIONS]     start a function in DIR (default: .)
     lure help                     print this help
 
 HANDLER:
@@ -40,6 +42,11 @@ SERVE OPTIONS:
     --memory MB          the function's memory size, 128 to 10240 (default: 128)
     --concurrency N      invocations at once, as on Lambda Managed Instances: the
                          function runs N workers (default: 1)
+
+INIT OPTIONS:
+    --lang lua|rhai      the handler's language (default: lua)
+    --template NAME      hello, api, sqs, s3, schedule or stream (default: hello)
+    --force              write into a folder that is not empty
 
     -h, --help           print this help
     -V, --version        print the version
@@ -79,6 +86,7 @@ enum Command {
     },
     Serve(ServeOptions),
     Types(PathBuf),
+    Init(InitOptions),
     Help,
     Version,
 }
@@ -122,6 +130,38 @@ pub fn main() -> ExitCode {
             }))
         }
         Ok(Command::Serve(options)) => ExitCode::from(serve::serve(options)),
+        Ok(Command::Init(options)) => match init::init(&options) {
+            Ok(made) => {
+                println!(
+                    "A lure function ({} template) in {}:",
+                    options.template.name,
+                    options.dir.display()
+                );
+                for file in made
+                    .files
+                    .iter()
+                    .filter(|f| !f.starts_with(options.dir.join(".lure")))
+                {
+                    println!("    {}", file.display());
+                }
+                println!(
+                    "    {} (editor definitions)",
+                    options.dir.join(".lure/types").display()
+                );
+                println!("\nhandler: {}", made.handler);
+                println!(
+                    "run it:  lure invoke {} --task-root {} --event {}",
+                    made.handler,
+                    options.dir.display(),
+                    made.event.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(message) => {
+                eprintln!("lure init: {message}");
+                ExitCode::from(exit_code::INIT_ERROR_OR_USAGE)
+            }
+        },
         Ok(Command::Types(dir)) => match types::write(&dir) {
             Ok(files) => {
                 for file in files {
@@ -235,6 +275,37 @@ fn parse(args: impl Iterator<Item = OsString>) -> Result<Command, String> {
             }
             options.handler = handler.ok_or("serve needs a HANDLER (e.g. hello.lua)")?;
             Ok(Command::Serve(options))
+        }
+        Value(cmd) if cmd == "init" => {
+            let mut options = InitOptions {
+                dir: PathBuf::from("."),
+                lang: init::Lang::Lua,
+                template: init::find("hello").expect("the hello template"),
+                force: false,
+            };
+            let mut dir = None;
+            while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+                match arg {
+                    Long("lang") => {
+                        let lang = value(&mut parser)?;
+                        options.lang = init::Lang::parse(&lang)
+                            .ok_or_else(|| format!("--lang is lua or rhai, not {lang:?}"))?;
+                    }
+                    Long("template") => {
+                        let name = value(&mut parser)?;
+                        options.template = init::find(&name).ok_or_else(|| {
+                            let names: Vec<&str> = init::TEMPLATES.iter().map(|t| t.name).collect();
+                            format!("--template is one of {}, not {name:?}", names.join(", "))
+                        })?;
+                    }
+                    Long("force") => options.force = true,
+                    Short('h') | Long("help") => return Ok(Command::Help),
+                    Value(v) if dir.is_none() => dir = Some(PathBuf::from(v)),
+                    other => return Err(other.unexpected().to_string()),
+                }
+            }
+            options.dir = dir.unwrap_or(options.dir);
+            Ok(Command::Init(options))
         }
         Value(cmd) if cmd == "types" => {
             let mut dir = None;

@@ -45,6 +45,8 @@ example_tests! {
     dynamodb_crud: calls_aws_alike,
     s3_presign: calls_aws_alike,
     stream_csv: succeeds_alike,
+    s3_object: succeeds_alike,
+    schedule: succeeds_alike,
 }
 
 /// What one `lure invoke` did.

@@ -1,5 +1,6 @@
 //! The local side: running handlers on a developer's machine.
 
+pub mod init;
 pub mod invoke;
 pub mod report;
 pub mod serve;

@@ -48,14 +48,15 @@ pub fn venv(name: &str, packages: &[&str]) -> PathBuf {
     python
 }
 
-/// Whether every requirement imports (as its name with `-` read as `_`) and has
+/// Whether every requirement imports (as its name with `-` read as `_`, or the
+/// module a package names otherwise: `cfn-lint` is `cfnlint`) and has
 /// the version it pins, if any.
 fn has(python: &Path, packages: &[&str]) -> bool {
     const CHECK: &str = r#"
 import importlib, importlib.metadata, re, sys
 for requirement in sys.argv[1:]:
     name, pin = re.fullmatch(r"([\w.-]+)(?:\[[^\]]*\])?(?:==(\S+))?", requirement).groups()
-    importlib.import_module(name.replace("-", "_"))
+    importlib.import_module({"cfn-lint": "cfnlint"}.get(name, name.replace("-", "_")))
     if pin is not None and importlib.metadata.version(name) != pin:
         sys.exit(f"{name} is not {pin}")
 "#;
