@@ -446,12 +446,19 @@ fn lure(handler: &str, task_root: &str, event: &Event) -> Run {
         File(name) => format!(" --event tests/fixtures/events/{name}"),
         Stdin(what, _) => format!(" --event - (generated: {what})"),
     };
+    // lure runs the function in its task root, which it names as an absolute path
+    // (as Lambda's `/var/task`): shown relative to this crate, as it was given.
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/");
+    let stdout = match String::from_utf8(output.stdout) {
+        Ok(text) => text.replace(root, "").into_bytes(),
+        Err(e) => e.into_bytes(),
+    };
     Run {
         command: format!("lure invoke {handler} --task-root {task_root}{shown_event}"),
         // A signal (a crash) has no code: -1 never matches an expectation.
         exit: output.status.code().unwrap_or(-1),
-        stdout: output.stdout,
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        stdout,
+        stderr: String::from_utf8_lossy(&output.stderr).replace(root, ""),
     }
 }
 

@@ -911,9 +911,173 @@ fn foreign_hosts_and_web_origins_are_refused() {
         );
         assert_eq!(assert_success(&response), json!(1), "{host}");
     }
-    // The console's paths are kept for it.
-    let response = serve.request("GET", "/_lure/", &[], "");
-    assert_eq!(response.status, 404);
+}
+
+const CONSOLE_LUA: &str = r#"local M = {}
+function M.handler(event, context)
+  return { greeting = "hello " .. (event.name or "world") }
+end
+return M
+"#;
+
+/// The console in Debian's Chromium, driven by Playwright (tests/console_browser.py):
+/// open it, edit and save the script, save and pick a test event and a template,
+/// invoke, see the response, the duration, the memory and the log from START to
+/// REPORT; no errors in the browser's console.
+#[test]
+fn console_works_in_a_real_browser() {
+    let serve = Serve::start(
+        scratch("serve_console_browser", &[("app.lua", CONSOLE_LUA)]),
+        "app.handler",
+        &[],
+    );
+    let python = support::python::venv("playwright-venv", &["playwright==1.65.2"]);
+    let chromium = std::env::var("LURE_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let output = Command::new(&python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console_browser.py"))
+        .arg(format!("http://{}", serve.address))
+        .arg(serve.task_root())
+        .arg(&chromium)
+        .output()
+        .expect("run tests/console_browser.py");
+    assert!(
+        output.status.success(),
+        "console_browser.py failed ({})\nstdout:\n{}\nstderr:\n{}\nserve's output:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+        serve.output()
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("console checks passed"));
+}
+
+/// The console's guards (SPEC 10): a foreign `Host` (or another port) is refused
+/// on every console request, a foreign `Origin` on every write and invoke, and
+/// paths out of the task root or files of other types on every write; a refused
+/// request changes nothing. The console's own origin is served.
+#[test]
+fn console_refuses_foreign_hosts_origins_and_paths() {
+    let serve = Serve::start(
+        scratch("serve_console_guards", &[("app.lua", CONSOLE_LUA)]),
+        "app.handler",
+        &[],
+    );
+    let port = serve.address.rsplit(':').next().unwrap().to_owned();
+    let own_host = format!("localhost:{port}");
+    let own_origin = format!("http://{own_host}");
+    let root = serve.task_root();
+    std::os::unix::fs::symlink(std::env::temp_dir(), root.join("out")).unwrap();
+
+    let redirect = serve.request("GET", "/_lure", &[("Host", own_host.as_str())], "");
+    assert_eq!(redirect.status, 308);
+    assert_eq!(redirect.header("location"), Some("/_lure/"));
+    let page = serve.request("GET", "/_lure/", &[("Host", own_host.as_str())], "");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.header("content-security-policy")
+            .is_some_and(|p| p.contains("default-src 'self'"))
+    );
+
+    for host in ["evil.example", "evil.example:1234", "localhost:1"] {
+        let response = serve.request("GET", "/_lure/api/state", &[("Host", host)], "");
+        assert_eq!(response.status, 403, "{host}");
+    }
+    let refused = [
+        // (path, origin): another site's write, then paths the console never writes.
+        ("/_lure/api/files/app.lua", "https://evil.example", 403),
+        ("/_lure/api/files/app.lua", "null", 403),
+        (
+            "/_lure/api/files/..%2Fescaped.lua",
+            own_origin.as_str(),
+            400,
+        ),
+        (
+            "/_lure/api/files/%2Ftmp%2Fabsolute.lua",
+            own_origin.as_str(),
+            400,
+        ),
+        ("/_lure/api/files/notes.txt", own_origin.as_str(), 400),
+        (
+            "/_lure/api/files/out%2Fthrough-link.lua",
+            own_origin.as_str(),
+            400,
+        ),
+        (
+            "/_lure/api/files/.lure%2Fhidden.json",
+            own_origin.as_str(),
+            400,
+        ),
+        ("/_lure/api/events/..%2F..%2Fapp", own_origin.as_str(), 400),
+    ];
+    for (path, origin, status) in refused {
+        let response = serve.request(
+            "PUT",
+            path,
+            &[("Host", own_host.as_str()), ("Origin", origin)],
+            "return 'pwned'",
+        );
+        assert_eq!(response.status, status, "PUT {path} from {origin}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(root.join("app.lua")).unwrap(),
+        CONSOLE_LUA
+    );
+    for gone in ["../escaped.lua", "notes.txt", "escaped.lua"] {
+        assert!(!root.join(gone).exists(), "{gone} was written");
+    }
+    assert!(!std::env::temp_dir().join("through-link.lua").exists());
+    assert!(!Path::new("/tmp/absolute.lua").exists());
+
+    // An invoke from another site runs nothing.
+    let response = serve.request(
+        "POST",
+        "/_lure/api/invoke",
+        &[
+            ("Host", own_host.as_str()),
+            ("Origin", "https://evil.example"),
+        ],
+        "{}",
+    );
+    assert_eq!(response.status, 403);
+    assert!(
+        !serve.output().contains("START RequestId"),
+        "{}",
+        serve.output()
+    );
+
+    // The console's own origin (or none: curl) writes and invokes.
+    let response = serve.request(
+        "PUT",
+        "/_lure/api/files/lib%2Futil.lua",
+        &[("Host", own_host.as_str()), ("Origin", own_origin.as_str())],
+        "return {}",
+    );
+    assert_eq!(
+        response.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&response.body)
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("lib/util.lua")).unwrap(),
+        "return {}"
+    );
+    let response = serve.request(
+        "POST",
+        "/_lure/api/invoke",
+        &[("Host", own_host.as_str())],
+        r#"{"name": "Cy"}"#,
+    );
+    let result = json_body(&response);
+    assert_eq!(result["failed"], false, "{result}");
+    assert_eq!(
+        json!(serde_json::from_str::<Value>(result["body"].as_str().unwrap()).unwrap()),
+        json!({ "greeting": "hello Cy" })
+    );
+    assert!(
+        result["log"].as_str().unwrap().contains("REPORT RequestId"),
+        "{result}"
+    );
 }
 
 /// Without `--concurrency` serve hands out one invocation at a time: a function

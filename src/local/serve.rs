@@ -11,6 +11,7 @@
 //!   child `lure` ◀──GET /next, POST /response──▶ runtime_api ──▶ dispatcher (one thread)
 //! ```
 
+mod console;
 mod dispatcher;
 mod event_stream;
 mod execution_env;
@@ -111,6 +112,11 @@ pub fn serve(options: ServeOptions) -> u8 {
         own_hosts: vec![options.host.clone(), invoke_addr.ip().to_string()],
         function_name: function.name.clone(),
         region: function.region.clone(),
+        console: console::Console {
+            task_root: function.task_root.clone(),
+            handler: function.handler.clone(),
+            port: invoke_addr.port(),
+        },
     };
     std::thread::spawn(move || Dispatcher::new(function).run(inbox));
     invoke_api::run(&invoke_api, &messages, &site);

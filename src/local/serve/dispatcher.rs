@@ -60,6 +60,8 @@ pub enum Caller {
     /// A Function URL request: the answer mapped to an HTTP response, a streamed
     /// one streamed.
     Url(Request),
+    /// The console's Invoke button: the answer with its duration, memory and log.
+    Console(Request),
 }
 
 pub struct Job {
@@ -336,10 +338,30 @@ impl Dispatcher {
         platform.extend_from_slice(format!("{}\n{report}\n", end_line(request_id)).as_bytes());
         echo(&[&log[..], &platform[..]].concat());
 
+        let whole_log = || [running.start_line.as_bytes(), b"\n", &log, &platform].concat();
         let log_result = running.job.tail.then(|| {
-            let text = [running.start_line.as_bytes(), b"\n", &log, &platform].concat();
+            let text = whole_log();
             base64::encode(&text[text.len().saturating_sub(LOG_TAIL_BYTES)..])
         });
+        if let Caller::Console(_) = &running.job.caller {
+            let Caller::Console(caller) = running.job.caller else {
+                unreachable!("matched above")
+            };
+            let (failed, body) = match answer {
+                Answer::Response { body, .. } => (false, body),
+                Answer::Error(body) => (true, body),
+            };
+            let result = serde_json::json!({
+                "request_id": request_id,
+                "failed": failed,
+                "body": String::from_utf8_lossy(&body),
+                "duration_ms": (duration.as_secs_f64() * 1e5).round() / 100.0,
+                "max_memory_used_mb": max_memory_used_mb,
+                "memory_size_mb": self.function.memory_mb,
+                "log": String::from_utf8_lossy(&whole_log()),
+            });
+            return super::console::json_response(caller, 200, &result);
+        }
         match (running.job.caller, running.stream) {
             (_, Some(Streamed::Relayed(events))) => complete(events, answer, log_result),
             // The body went to the client as it came; an error after it began can
@@ -380,7 +402,9 @@ impl Dispatcher {
                 // A caller that went away is no concern of the function's.
                 let _ = caller.respond(response);
             }
-            (Caller::Nobody, _) => {} // an `Event` invocation: the log is all there is to see
+            // An `Event` invocation: the log is all there is to see. (The console's
+            // were answered above.)
+            (Caller::Nobody | Caller::Console(_), _) => {}
         }
     }
 
@@ -425,8 +449,9 @@ impl Dispatcher {
                     Caller::Stream(caller) => {
                         Streamed::Relayed(EventStream::open(caller, &content_type, request_id))
                     }
-                    Caller::Invoke(caller) => {
-                        running.job.caller = Caller::Invoke(caller);
+                    // Whole answers: gathered, to give at the end.
+                    caller @ (Caller::Invoke(_) | Caller::Console(_)) => {
+                        running.job.caller = caller;
                         Streamed::Gathered {
                             content_type,
                             body: Vec::new(),

@@ -17,6 +17,7 @@ use tiny_http::{Method, Request, Response, Server};
 
 use crate::local::report::new_request_id;
 
+use super::console::{self, Console};
 use super::dispatcher::{Caller, Job, Message};
 use super::function_url::{self, Incoming};
 use crate::stdlib::base64;
@@ -47,11 +48,12 @@ pub struct Site {
     /// The function's name and region, for Function URL events.
     pub function_name: String,
     pub region: String,
+    pub console: Console,
 }
 
 impl Site {
     /// Whether `host` (a `Host` header, port included) names this machine.
-    fn allows(&self, host: Option<&str>) -> bool {
+    pub fn allows(&self, host: Option<&str>) -> bool {
         let Some(host) = host else {
             return true; // HTTP/1.0: no browser sends such a request
         };
@@ -180,10 +182,8 @@ fn accept(mut request: Request, dispatcher: &Sender<Message>, site: &Site) {
 
 /// Any other request: a Function URL request, the event made of it.
 fn function_url_request(mut request: Request, dispatcher: &Sender<Message>, site: &Site) {
-    let path = request.url().split('?').next().unwrap_or("");
-    if path == "/_lure" || path.starts_with("/_lure/") {
-        let message = "The console (/_lure/) is not part of this version of lure serve";
-        return api_error(request, 404, "ResourceNotFoundException", message);
+    if console::owns(request.url().split('?').next().unwrap_or("")) {
+        return console::handle(&site.console, site, request, dispatcher);
     }
     let body = match read_body(&mut request) {
         Ok(body) => body,
@@ -261,7 +261,7 @@ fn decode_client_context(encoded: &str) -> Option<String> {
     value.is_object().then_some(json)
 }
 
-fn header_value<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
+pub fn header_value<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
     request
         .headers()
         .iter()

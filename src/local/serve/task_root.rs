@@ -43,7 +43,11 @@ fn walk(dir: &Path, files: &mut Vec<(PathBuf, Stamp)>) {
             if !entry.file_name().to_string_lossy().starts_with('.') {
                 walk(&path, files);
             }
-        } else if let Ok(meta) = fs::metadata(&path) {
+        } else if let Ok(meta) = fs::metadata(&path)
+            // A link to a folder is not a file of the function (and a folder's
+            // times change with whatever else writes in it).
+            && meta.is_file()
+        {
             let stamp = Stamp {
                 len: meta.len(),
                 inode: meta.ino(),
@@ -81,6 +85,15 @@ mod tests {
 
         fs::remove_file(root.join("lib/util.lua")).unwrap();
         assert_ne!(first, Snapshot::take(&root));
+
+        // A link to a folder outside (whose times change) is not a file.
+        let outside = root.with_extension("outside");
+        fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
+        let linked = Snapshot::take(&root);
+        fs::write(outside.join("noise"), "x").unwrap();
+        assert_eq!(linked, Snapshot::take(&root));
+        fs::remove_dir_all(&outside).unwrap();
         fs::remove_dir_all(&root).unwrap();
     }
 }
