@@ -11,6 +11,7 @@ use crate::lambda::runtime_api::RuntimeApi;
 use crate::local::init::{self, InitOptions};
 use crate::local::invoke::{self, InvokeOptions, exit_code};
 use crate::local::serve::{self, ServeOptions};
+use crate::local::test::{self as snapshot_test, TestOptions};
 use crate::local::types;
 use crate::log;
 
@@ -23,6 +24,7 @@ USAGE:
     lure serve HANDLER [OPTIONS]  a local Lambda: the Invoke API on http://127.0.0.1:9000
     lure types DIR                write the stdlib's editor definitions (Lua, Rhai) into DIR
     lure init [DIR] [OPTIONS]     start a function in DIR (default: .)
+    lure test [DIR] [OPTIONS]     snapshot-test the function in DIR on each events/*.json
     lure help                     print this help
 
 HANDLER:
@@ -33,6 +35,7 @@ INVOKE OPTIONS:
     --event FILE|-       the event JSON (default: {}); - reads stdin
     --task-root DIR      where handlers are resolved (default: .)
     --timeout SECONDS    the function timeout (default: 3, as Lambda's)
+    --request-id ID      the invocation's request id (default: a random UUID)
 
 SERVE OPTIONS:
     --task-root DIR      where handlers are resolved (default: .)
@@ -42,6 +45,13 @@ SERVE OPTIONS:
     --memory MB          the function's memory size, 128 to 10240 (default: 128)
     --concurrency N      invocations at once, as on Lambda Managed Instances: the
                          function runs N workers (default: 1)
+
+TEST OPTIONS:
+    --handler FILE.handler   the handler (default: the one of DIR/template.yaml)
+    --update             rewrite the snapshots that differ
+    --ci                 write nothing: a case without a snapshot fails (also when CI is set)
+    --junit FILE         write the results as JUnit XML
+    --redact JSONPATH    replace a value of each result (e.g. $.id); repeatable
 
 INIT OPTIONS:
     --lang lua|rhai      the handler's language (default: lua)
@@ -83,10 +93,12 @@ enum Command {
         task_root: PathBuf,
         event: Option<OsString>,
         timeout: Duration,
+        request_id: Option<String>,
     },
     Serve(ServeOptions),
     Types(PathBuf),
     Init(InitOptions),
+    Test(TestOptions),
     Help,
     Version,
 }
@@ -117,6 +129,7 @@ pub fn main() -> ExitCode {
             task_root,
             event,
             timeout,
+            request_id,
         }) => {
             let event = match read_event(event.as_deref()) {
                 Ok(event) => event,
@@ -127,9 +140,17 @@ pub fn main() -> ExitCode {
                 task_root: &task_root,
                 event,
                 timeout,
+                request_id,
             }))
         }
         Ok(Command::Serve(options)) => ExitCode::from(serve::serve(options)),
+        Ok(Command::Test(options)) => match snapshot_test::run(&options) {
+            Ok(code) => ExitCode::from(code),
+            Err(message) => {
+                eprintln!("lure test: {message}");
+                ExitCode::from(exit_code::INIT_ERROR_OR_USAGE)
+            }
+        },
         Ok(Command::Init(options)) => match init::init(&options) {
             Ok(made) => {
                 println!(
@@ -208,9 +229,11 @@ fn parse(args: impl Iterator<Item = OsString>) -> Result<Command, String> {
             let mut task_root = PathBuf::from(".");
             let mut event = None;
             let mut timeout = Duration::from_secs(3);
+            let mut request_id = None;
             while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
                 match arg {
                     Long("event") => event = Some(parser.value().map_err(|e| e.to_string())?),
+                    Long("request-id") => request_id = Some(value(&mut parser)?),
                     Long("task-root") => task_root = value(&mut parser)?.into(),
                     Long("timeout") => timeout = seconds(&value(&mut parser)?)?,
                     Short('h') | Long("help") => return Ok(Command::Help),
@@ -224,6 +247,7 @@ fn parse(args: impl Iterator<Item = OsString>) -> Result<Command, String> {
                 task_root,
                 event,
                 timeout,
+                request_id,
             })
         }
         Value(cmd) if cmd == "serve" => {
@@ -275,6 +299,36 @@ fn parse(args: impl Iterator<Item = OsString>) -> Result<Command, String> {
             }
             options.handler = handler.ok_or("serve needs a HANDLER (e.g. hello.lua)")?;
             Ok(Command::Serve(options))
+        }
+        Value(cmd) if cmd == "test" => {
+            let ci = std::env::var("CI")
+                .is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"));
+            let mut options = TestOptions {
+                dir: PathBuf::from("."),
+                handler: None,
+                update: false,
+                ci,
+                junit: None,
+                redact: Vec::new(),
+            };
+            let mut dir = None;
+            while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+                match arg {
+                    Long("handler") => {
+                        options.handler =
+                            Some(handler_name(parser.value().map_err(|e| e.to_string())?)?)
+                    }
+                    Long("update") => options.update = true,
+                    Long("ci") => options.ci = true,
+                    Long("junit") => options.junit = Some(value(&mut parser)?.into()),
+                    Long("redact") => options.redact.push(value(&mut parser)?),
+                    Short('h') | Long("help") => return Ok(Command::Help),
+                    Value(v) if dir.is_none() => dir = Some(PathBuf::from(v)),
+                    other => return Err(other.unexpected().to_string()),
+                }
+            }
+            options.dir = dir.unwrap_or(options.dir);
+            Ok(Command::Test(options))
         }
         Value(cmd) if cmd == "init" => {
             let mut options = InitOptions {

@@ -223,9 +223,11 @@ pub fn init(options: &InitOptions) -> Result<Made, String> {
         write_all(dir, &files).map_err(|e| format!("cannot write into {}: {e}", dir.display()))?;
     let types = types::write(&dir.join(".lure/types"))
         .map_err(|e| format!("cannot write the editor definitions: {e}"))?;
+    // Its snapshots, so that the new function's `lure test` passes at once.
+    let snapshots = super::test::record(dir)?;
     Ok(Made {
         handler,
-        files: written.into_iter().chain(types).collect(),
+        files: written.into_iter().chain(snapshots).chain(types).collect(),
         event: dir.join(event),
     })
 }

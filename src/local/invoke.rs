@@ -27,6 +27,8 @@ pub struct InvokeOptions<'a> {
     pub task_root: &'a Path,
     pub event: Vec<u8>,
     pub timeout: Duration,
+    /// The request id to use instead of a random one (`lure test`'s, stable).
+    pub request_id: Option<String>,
 }
 
 pub fn invoke(options: InvokeOptions<'_>) -> u8 {
@@ -67,7 +69,7 @@ pub fn invoke(options: InvokeOptions<'_>) -> u8 {
     };
     let init_duration = init_started.elapsed();
 
-    let request_id = new_request_id();
+    let request_id = options.request_id.clone().unwrap_or_else(new_request_id);
     let deadline = epoch_ms(SystemTime::now()) + options.timeout.as_millis() as u64;
     let invocation = Invocation {
         request_id: request_id.clone(),

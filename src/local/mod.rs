@@ -4,4 +4,5 @@ pub mod init;
 pub mod invoke;
 pub mod report;
 pub mod serve;
+pub mod test;
 pub mod types;
