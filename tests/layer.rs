@@ -8,6 +8,11 @@
 //! The build is a release build with LTO through Zig: minutes the first time, and
 //! after a change to the sources; `cargo test --test fixtures` and the like skip it
 //! while iterating, `cargo test` runs it as part of the whole suite.
+//!
+//! The release workflow smoke-runs the arm64 layer with the same tests:
+//! `LURE_LAYER_ARCH=arm64` builds and unpacks `lure-arm64.zip`, and
+//! `LURE_LAYER_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu"` starts `bootstrap`
+//! under QEMU (`cargo test --test layer bootstrap_answers`).
 
 mod support;
 
@@ -70,13 +75,15 @@ fn unpacked() -> &'static Unpacked {
 
 fn unpack() -> Unpacked {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let arch = std::env::var("LURE_LAYER_ARCH").unwrap_or_else(|_| "x86_64".into());
     let status = Command::new("bash")
         .arg(repo.join("layer/build.sh"))
+        .args(["--arch", &arch])
         .current_dir(repo)
         .status()
         .expect("run layer/build.sh");
     assert!(status.success(), "layer/build.sh failed: {status}");
-    let zip = repo.join("target/layer/lure-x86_64.zip");
+    let zip = repo.join(format!("target/layer/lure-{arch}.zip"));
 
     let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("layer");
     if scratch.exists() {
@@ -247,8 +254,15 @@ impl Run {
         let layer = unpacked();
         let api = FakeApi::start();
         let log = layer.opt.parent().unwrap().join(format!("{name}.log"));
+        // Another architecture's bootstrap runs under an emulator (QEMU).
+        let runner = std::env::var("LURE_LAYER_RUNNER").unwrap_or_default();
+        let mut runner = runner.split_whitespace().map(PathBuf::from);
+        let (program, mut args): (PathBuf, Vec<PathBuf>) = match runner.next() {
+            Some(emulator) => (emulator, runner.chain([bootstrap()]).collect()),
+            None => (bootstrap(), Vec::new()),
+        };
         let bootstrap = Lure::spawn_with(
-            &bootstrap(),
+            &program,
             &api.address(),
             handler,
             &layer.task_root,
@@ -256,7 +270,7 @@ impl Run {
             &log,
             // Exactly Lambda's environment: nothing of the test helpers' own.
             |cmd| {
-                cmd.env_remove("RUST_BACKTRACE");
+                cmd.env_remove("RUST_BACKTRACE").args(args.drain(..));
             },
         );
         Run { bootstrap, api }
