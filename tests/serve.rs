@@ -1260,6 +1260,8 @@ fn run_sdk_script(script: &str, serves: &[&Serve]) -> String {
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
         .env("AWS_EC2_METADATA_DISABLED", "true")
+        // Nothing written into tests/ (the shared lambda_client.py's bytecode).
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .output()
         .unwrap_or_else(|e| panic!("run tests/{script}: {e}"));
     let outputs: Vec<String> = serves.iter().map(|serve| serve.output()).collect();

@@ -7,24 +7,10 @@ import base64
 import json
 import sys
 
-import boto3
-from botocore.config import Config
+from lambda_client import check, client as lambda_client
 
 endpoint = sys.argv[1]
-client = boto3.client(
-    "lambda",
-    endpoint_url=endpoint,
-    region_name="us-east-1",
-    aws_access_key_id="test",
-    aws_secret_access_key="test",
-    # One attempt: a retried invocation would hide a wrong first answer.
-    config=Config(retries={"max_attempts": 1, "mode": "standard"}, read_timeout=60),
-)
-
-
-def check(what, got, want):
-    if got != want:
-        sys.exit(f"{what}: got {got!r}, want {want!r}")
+client = lambda_client(endpoint)
 
 
 # Success, with a client context passed through to the handler.

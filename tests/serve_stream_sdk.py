@@ -11,9 +11,8 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
+from lambda_client import check, client
 
 broken_endpoint, endpoints = sys.argv[1], sys.argv[2:]
 
@@ -37,23 +36,6 @@ class Gate(BaseHTTPRequestHandler):
 gate_server = ThreadingHTTPServer(("127.0.0.1", 0), Gate)
 threading.Thread(target=gate_server.serve_forever, daemon=True).start()
 gate = f"http://127.0.0.1:{gate_server.server_port}/gate"
-
-
-def client(endpoint):
-    return boto3.client(
-        "lambda",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        # One attempt: a retried invocation would hide a wrong first answer.
-        config=Config(retries={"max_attempts": 1, "mode": "standard"}, read_timeout=60),
-    )
-
-
-def check(what, got, want):
-    if got != want:
-        sys.exit(f"{what}: got {got!r}, want {want!r}")
 
 
 def chunk(payload):

@@ -5,7 +5,6 @@
 //! layer as a parameter, and the editor definitions (SPEC 11) under
 //! `.lure/types/`, with a `.luarc.json` pointing the Lua Language Server at them.
 
-use std::io;
 use std::path::{Path, PathBuf};
 
 use super::types;
@@ -219,8 +218,13 @@ pub fn init(options: &InitOptions) -> Result<Made, String> {
     if options.lang == Lang::Lua {
         files.push((".luarc.json".into(), LUARC.to_owned()));
     }
-    let written =
-        write_all(dir, &files).map_err(|e| format!("cannot write into {}: {e}", dir.display()))?;
+    let written = types::write_files(
+        dir,
+        files
+            .iter()
+            .map(|(path, text)| (path.clone(), text.as_str())),
+    )
+    .map_err(|e| format!("cannot write into {}: {e}", dir.display()))?;
     let types = types::write(&dir.join(".lure/types"))
         .map_err(|e| format!("cannot write the editor definitions: {e}"))?;
     // Its snapshots, so that the new function's `lure test` passes at once.
@@ -238,19 +242,6 @@ const LUARC: &str = r#"{
   "workspace.library": [".lure/types/lua"]
 }
 "#;
-
-fn write_all(dir: &Path, files: &[(PathBuf, String)]) -> io::Result<Vec<PathBuf>> {
-    let mut written = Vec::new();
-    for (relative, text) in files {
-        let path = dir.join(relative);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::fs::write(&path, text)?;
-        written.push(path);
-    }
-    Ok(written)
-}
 
 /// The SAM template: the function on `provided.al2023` with the lure layer (a
 /// parameter), and what the template's trigger needs.

@@ -76,16 +76,7 @@ pub fn run(options: &TestOptions) -> Result<u8, String> {
             )
         })?;
     let events = dir.join("events");
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(&events)
-        .map_err(|e| format!("no events to test in {}: {e}", events.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    cases.sort();
-    if cases.is_empty() {
-        return Err(format!("no events/*.json in {}", dir.display()));
-    }
+    let cases = cases(dir)?;
     let mut redact = options.redact.clone();
     redact.extend(configured_redactions(&events.join(SNAPSHOTS))?);
 
@@ -140,13 +131,7 @@ pub fn record(dir: &Path) -> Result<Vec<PathBuf>, String> {
         .clone()
         .ok_or_else(|| "the template names no handler".to_owned())?;
     let events = dir.join("events");
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(&events)
-        .map_err(|e| format!("{}: {e}", events.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    cases.sort();
+    let cases = cases(dir)?;
     let mut written = Vec::new();
     for (case, (text, _)) in cases
         .iter()
@@ -161,6 +146,22 @@ pub fn record(dir: &Path) -> Result<Vec<PathBuf>, String> {
         written.push(snapshot);
     }
     Ok(written)
+}
+
+/// `dir/events/*.json`, in order; an error when there are none.
+fn cases(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let events = dir.join("events");
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&events)
+        .map_err(|e| format!("no events to test in {}: {e}", events.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    cases.sort();
+    if cases.is_empty() {
+        return Err(format!("no events/*.json in {}", dir.display()));
+    }
+    Ok(cases)
 }
 
 fn run_all(

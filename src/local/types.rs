@@ -43,6 +43,15 @@ pub fn write(dir: &Path) -> io::Result<Vec<PathBuf>> {
             rhai.files()
                 .map(|(name, text)| (Path::new("rhai").join(name), text)),
         );
+    write_files(dir, files)
+}
+
+/// Writes each `(path under dir, text)`, making the folders it needs; returns the
+/// files written.
+pub fn write_files<'a>(
+    dir: &Path,
+    files: impl IntoIterator<Item = (PathBuf, &'a str)>,
+) -> io::Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     for (relative, text) in files {
         let path = dir.join(relative);

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use tiny_http::{Method, Request, Response};
 
 use super::dispatcher::{Caller, Job, Message};
-use super::invoke_api::{Site, header_value, http_header};
+use super::invoke_api::{Site, header_value, host_parts, http_header};
 use crate::local::report::new_request_id;
 
 pub const PREFIX: &str = "/_lure";
@@ -174,7 +174,8 @@ pub fn handle(console: &Console, site: &Site, mut request: Request, dispatcher: 
                 invoked_as: "function".to_owned(),
                 event,
                 client_context: None,
-                tail: true,
+                // The console's answer carries the whole log, not Invoke's tail.
+                tail: false,
                 caller: Caller::Console(request),
                 arrived: std::time::Instant::now(),
             };
@@ -190,11 +191,7 @@ fn port_is(host: Option<&str>, port: u16) -> bool {
     let Some(host) = host else {
         return true;
     };
-    let after_name = match host.strip_prefix('[') {
-        Some(v6) => v6.split_once(']').map_or("", |(_, rest)| rest),
-        None => host.rfind(':').map_or("", |at| &host[at..]),
-    };
-    match after_name.strip_prefix(':') {
+    match host_parts(host).1 {
         Some(given) => given.parse() == Ok(port),
         None => port == 80,
     }

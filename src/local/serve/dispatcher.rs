@@ -343,26 +343,23 @@ impl Dispatcher {
             let text = whole_log();
             base64::encode(&text[text.len().saturating_sub(LOG_TAIL_BYTES)..])
         });
-        if let Caller::Console(_) = &running.job.caller {
-            let Caller::Console(caller) = running.job.caller else {
-                unreachable!("matched above")
-            };
-            let (failed, body) = match answer {
-                Answer::Response { body, .. } => (false, body),
-                Answer::Error(body) => (true, body),
-            };
-            let result = serde_json::json!({
-                "request_id": request_id,
-                "failed": failed,
-                "body": String::from_utf8_lossy(&body),
-                "duration_ms": (duration.as_secs_f64() * 1e5).round() / 100.0,
-                "max_memory_used_mb": max_memory_used_mb,
-                "memory_size_mb": self.function.memory_mb,
-                "log": String::from_utf8_lossy(&whole_log()),
-            });
-            return super::console::json_response(caller, 200, &result);
-        }
         match (running.job.caller, running.stream) {
+            (Caller::Console(caller), _) => {
+                let (failed, body) = match answer {
+                    Answer::Response { body, .. } => (false, body),
+                    Answer::Error(body) => (true, body),
+                };
+                let result = serde_json::json!({
+                    "request_id": request_id,
+                    "failed": failed,
+                    "body": String::from_utf8_lossy(&body),
+                    "duration_ms": (duration.as_secs_f64() * 1e5).round() / 100.0,
+                    "max_memory_used_mb": max_memory_used_mb,
+                    "memory_size_mb": self.function.memory_mb,
+                    "log": String::from_utf8_lossy(&whole_log()),
+                });
+                super::console::json_response(caller, 200, &result);
+            }
             (_, Some(Streamed::Relayed(events))) => complete(events, answer, log_result),
             // The body went to the client as it came; an error after it began can
             // only end it (the status was sent), as on Lambda.
@@ -402,9 +399,7 @@ impl Dispatcher {
                 // A caller that went away is no concern of the function's.
                 let _ = caller.respond(response);
             }
-            // An `Event` invocation: the log is all there is to see. (The console's
-            // were answered above.)
-            (Caller::Nobody | Caller::Console(_), _) => {}
+            (Caller::Nobody, _) => {} // an `Event` invocation: the log is all there is to see
         }
     }
 

@@ -81,12 +81,21 @@ fn write_all(out: &mut impl Write, head: &[u8], frames: Receiver<Vec<u8>>) -> io
     out.write_all(head)?;
     out.flush()?;
     for frame in frames {
-        out.write_all(format!("{:x}\r\n", frame.len()).as_bytes())?;
-        out.write_all(&frame)?;
-        out.write_all(b"\r\n")?;
-        out.flush()?;
+        write_chunk(out, &frame)?;
     }
     out.write_all(b"0\r\n\r\n")?;
+    out.flush()
+}
+
+/// One chunk of a chunked HTTP body, flushed at once; nothing for no bytes (an
+/// empty chunk would end the body).
+pub fn write_chunk(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    out.write_all(format!("{:x}\r\n", bytes.len()).as_bytes())?;
+    out.write_all(bytes)?;
+    out.write_all(b"\r\n")?;
     out.flush()
 }
 

@@ -13,6 +13,7 @@ use tiny_http::Request;
 use crate::stdlib::base64;
 use crate::stdlib::time;
 
+use super::event_stream::write_chunk;
 use super::invoke_api::{header, http_header};
 
 /// The content type of a streamed answer that starts with a prelude (SPEC 9).
@@ -220,12 +221,7 @@ pub fn buffered(body: &[u8]) -> Outgoing {
         return json_response(body.to_vec());
     };
     let mut headers = header_pairs(&value);
-    if !headers
-        .iter()
-        .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
-    {
-        headers.push(("Content-Type".into(), "application/json".into()));
-    }
+    default_content_type(&mut headers, "application/json");
     let text = match &value["body"] {
         Value::Null => String::new(),
         Value::String(text) => text.clone(),
@@ -262,6 +258,16 @@ fn header_pairs(value: &Value) -> Vec<(String, String)> {
     // Only what fits in a header line.
     headers.retain(|(n, v)| valid_header(n, v));
     headers
+}
+
+/// A `Content-Type` of `default` unless `headers` have one.
+fn default_content_type(headers: &mut Vec<(String, String)>, default: &str) {
+    if !headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+    {
+        headers.push(("Content-Type".into(), default.into()));
+    }
 }
 
 fn valid_header(name: &str, value: &str) -> bool {
@@ -346,13 +352,11 @@ fn relay(
                 (u16::try_from(status).unwrap_or(500), header_pairs(&value))
             }
         };
-        if !headers
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
-        {
-            headers.push(("Content-Type".into(), "application/octet-stream".into()));
-        }
-        let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+        default_content_type(&mut headers, "application/octet-stream");
+        let mut head = format!(
+            "HTTP/1.1 {status} {}\r\n",
+            tiny_http::StatusCode(status).default_reason_phrase()
+        );
         for (name, value) in headers {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
@@ -363,58 +367,30 @@ fn relay(
         out.write_all(head.as_bytes())?;
         out.flush()
     };
-    let chunk = |out: &mut dyn Write, bytes: &[u8]| -> io::Result<()> {
-        if bytes.is_empty() {
-            return Ok(());
-        }
-        out.write_all(format!("{:x}\r\n", bytes.len()).as_bytes())?;
-        out.write_all(bytes)?;
-        out.write_all(b"\r\n")?;
-        out.flush()
-    };
     if !has_prelude {
         send_head(out, None)?;
         head_sent = true;
     }
     for piece in pieces {
         if head_sent {
-            chunk(out, &piece)?;
+            write_chunk(out, &piece)?;
             continue;
         }
         pending.extend_from_slice(&piece);
         if let Some(at) = pending.windows(8).position(|w| w == PRELUDE_END) {
             send_head(out, Some(&pending[..at]))?;
             head_sent = true;
-            chunk(out, &pending[at + 8..])?;
+            write_chunk(out, &pending[at + 8..])?;
             pending = Vec::new();
         }
     }
     if !head_sent {
         // The stream ended inside its prelude: what came is the body.
         send_head(out, None)?;
-        chunk(out, &pending)?;
+        write_chunk(out, &pending)?;
     }
     out.write_all(b"0\r\n\r\n")?;
     out.flush()
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        201 => "Created",
-        202 => "Accepted",
-        204 => "No Content",
-        301 => "Moved Permanently",
-        302 => "Found",
-        304 => "Not Modified",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        500 => "Internal Server Error",
-        502 => "Bad Gateway",
-        _ => "",
-    }
 }
 
 #[cfg(test)]

@@ -57,11 +57,7 @@ impl Site {
         let Some(host) = host else {
             return true; // HTTP/1.0: no browser sends such a request
         };
-        let name = match host.strip_prefix('[') {
-            Some(v6) => v6.split(']').next().unwrap_or(""),
-            None => host.rsplit_once(':').map_or(host, |(name, _)| name),
-        }
-        .to_ascii_lowercase();
+        let (name, _) = host_parts(host);
         name == "localhost"
             || name.ends_with(".localhost")
             || name
@@ -72,6 +68,22 @@ impl Site {
                 .iter()
                 .any(|own| own.eq_ignore_ascii_case(&name))
     }
+}
+
+/// A `Host` header's name (lower case; an IPv6 address without its brackets) and
+/// its port, when it gives one.
+pub fn host_parts(host: &str) -> (String, Option<&str>) {
+    let (name, port) = match host.strip_prefix('[') {
+        Some(v6) => {
+            let (name, rest) = v6.split_once(']').unwrap_or((v6, ""));
+            (name, rest.strip_prefix(':'))
+        }
+        None => match host.rsplit_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (host, None),
+        },
+    };
+    (name.to_ascii_lowercase(), port)
 }
 
 /// Accepts requests until the process ends, handing invocations to the dispatcher

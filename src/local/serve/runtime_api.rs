@@ -358,7 +358,7 @@ fn write_response(writer: &mut impl Write, response: &Response) -> io::Result<()
     let mut head = format!(
         "HTTP/1.1 {} {}\r\nContent-Length: {}\r\n",
         response.status,
-        reason(response.status),
+        tiny_http::StatusCode(response.status).default_reason_phrase(),
         response.body.len()
     );
     for (name, value) in &response.headers {
@@ -367,18 +367,6 @@ fn write_response(writer: &mut impl Write, response: &Response) -> io::Result<()
     head.push_str("\r\n");
     writer.write_all(&[head.as_bytes(), &response.body].concat())?;
     writer.flush()
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        202 => "Accepted",
-        400 => "Bad Request",
-        403 => "Forbidden",
-        404 => "Not Found",
-        413 => "Payload Too Large",
-        _ => "Internal Server Error",
-    }
 }
 
 fn invalid(message: &str) -> io::Error {
